@@ -1,0 +1,1 @@
+"""Torch-free inference: decode, preprocess, encode with onnxruntime, index with usearch, search."""

@@ -1,0 +1,128 @@
+"""Walking a folder tree for pictures.
+
+Recursive and deterministic (sorted by name); hidden files and folders and AppleDouble ``._*`` files
+are skipped; symbolic links are followed inside the tree, out of it only when ``follow_outside`` is
+true, and never in loops; each real file (device, inode) is yielded once, so hard links and links
+to a file already seen are not embedded twice. Things that look like pictures but cannot be read are
+reported as :class:`Skipped` with a reason instead of raising.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from imgret.runtime.imageio import has_image_suffix
+
+
+@dataclass(frozen=True)
+class Found:
+    """A regular file with a picture suffix."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    inode: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Something the scan passed over, with a short reason."""
+
+    path: str
+    reason: str
+
+
+def is_hidden(name: str) -> bool:
+    """Hidden by Unix convention (leading dot), which also covers macOS ``._*`` AppleDouble files."""
+    return name.startswith(".")
+
+
+def scan(
+    root: str | os.PathLike, *, follow_outside: bool = False, exclude: tuple[str, ...] = ()
+) -> Iterator[Found | Skipped]:
+    """Yield :class:`Found` pictures and :class:`Skipped` entries below ``root`` (a folder or a file).
+
+    ``exclude`` lists absolute real paths of folders never to enter (the library folder itself, for
+    example, when it lives inside the photo folder).
+    """
+    root = os.fspath(root)
+    real_root = os.path.realpath(root)
+    excluded = {os.path.realpath(p) for p in exclude}
+    seen_files: set[tuple[int, int]] = set()
+    try:
+        st = os.stat(root)
+    except OSError as exc:
+        yield Skipped(root, _reason(exc))
+        return
+    if stat.S_ISREG(st.st_mode):
+        if has_image_suffix(root):
+            yield Found(root, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino))
+        else:
+            yield Skipped(root, "not-an-image-suffix")
+        return
+    seen_dirs: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            yield Skipped(folder, _reason(exc))
+            continue
+        subdirs = []
+        for entry in entries:
+            if is_hidden(entry.name):
+                continue
+            path = entry.path
+            try:
+                is_link = entry.is_symlink()
+                if is_link and not follow_outside:
+                    target = os.path.realpath(path)
+                    if target != real_root and not target.startswith(real_root + os.sep):
+                        yield Skipped(path, "symlink-outside-tree")
+                        continue
+                st = os.stat(path)  # follows the link, if any
+            except FileNotFoundError:
+                yield Skipped(path, "broken-symlink")
+                continue
+            except OSError as exc:
+                yield Skipped(path, _reason(exc))
+                continue
+            key = (st.st_dev, st.st_ino)
+            if stat.S_ISDIR(st.st_mode):
+                if os.path.realpath(path) in excluded:
+                    continue
+                if key in seen_dirs:
+                    yield Skipped(path, "symlink-loop" if is_link else "folder-seen-twice")
+                    continue
+                seen_dirs.add(key)
+                subdirs.append(path)
+            elif not has_image_suffix(entry.name):
+                continue
+            elif not stat.S_ISREG(st.st_mode):
+                yield Skipped(path, "not-a-file")
+            elif key in seen_files:
+                yield Skipped(path, "same-file-seen")
+            else:
+                seen_files.add(key)
+                yield Found(path, st.st_size, st.st_mtime_ns, key)
+        stack.extend(reversed(subdirs))
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission-denied"
+    if isinstance(exc, FileNotFoundError):
+        return "missing"
+    if exc.errno == 40:  # ELOOP
+        return "symlink-loop"
+    return "unreadable"
+
+
+def image_files(root: str | os.PathLike) -> list[str]:
+    """All picture paths below ``root`` in scan order; what training uses to list its data."""
+    return [item.path for item in scan(root) if isinstance(item, Found)]

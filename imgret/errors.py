@@ -37,3 +37,11 @@ class LibraryLockedError(LibraryError):
 
 class MissingExtraError(ImgretError):
     """An optional dependency (for example the ``train`` extra) is not installed."""
+
+
+class TrainingError(ImgretError):
+    """Training cannot start or go on: bad configuration, no usable images, an unusable checkpoint."""
+
+
+class ExportError(ModelError):
+    """Export failed, for example because ONNX and PyTorch disagree; no file is left behind."""

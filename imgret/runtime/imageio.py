@@ -61,7 +61,8 @@ def _optional_suffixes() -> tuple[frozenset[str], frozenset[str]]:
 
 _EXTRA_SUFFIXES, _EXTRA_FORMATS = _optional_suffixes()
 IMAGE_SUFFIXES = BASE_SUFFIXES | _EXTRA_SUFFIXES
-DECODABLE_FORMATS = ALLOWED_FORMATS | _EXTRA_FORMATS
+Image.init()  # load Pillow's plugins so the allowlist can be checked against what is registered
+DECODABLE_FORMATS = tuple(sorted((ALLOWED_FORMATS | _EXTRA_FORMATS) & set(Image.OPEN)))
 
 
 def has_image_suffix(path: str | os.PathLike | bytes) -> bool:
@@ -146,7 +147,7 @@ def decode(data: bytes, size: int | None = None) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            img = Image.open(io.BytesIO(data), formats=sorted(DECODABLE_FORMATS))
+            img = Image.open(io.BytesIO(data), formats=DECODABLE_FORMATS)
         except Image.DecompressionBombError as exc:
             raise ImageError("too many pixels (decompression bomb?)", "too-many-pixels") from exc
         except Image.DecompressionBombWarning as exc:

@@ -1,0 +1,54 @@
+"""The encoders shipped with imgret, and how a ``--model`` value becomes a file.
+
+A bundled model is ``NAME.onnx`` beside ``NAME.md`` (its model card) in this folder. A model value is
+either a bundled name or a path to an ``.onnx`` file. This module never imports torch or onnx.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from imgret.errors import ModelError
+
+MODELS_DIR = Path(__file__).resolve().parent
+DEFAULT_MODEL = "photo-conv-v1"
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A model shipped inside the package."""
+
+    name: str
+    path: Path
+    card: Path | None
+
+
+def bundled() -> list[BundledModel]:
+    """Every bundled model, sorted by name."""
+    out = []
+    for onnx_file in sorted(MODELS_DIR.glob("*.onnx")):
+        card = onnx_file.with_suffix(".md")
+        out.append(BundledModel(onnx_file.stem, onnx_file, card if card.is_file() else None))
+    return out
+
+
+def resolve(model: str | os.PathLike | None) -> tuple[str, Path]:
+    """Return ``(reference, path)`` for a bundled name, a file path, or ``None`` (the default).
+
+    The reference is what a library records: the bundled name, or the absolute file path.
+    """
+    if model is None:
+        model = DEFAULT_MODEL
+    text = os.fspath(model)
+    names = {m.name: m for m in bundled()}
+    if text in names:
+        return text, names[text].path
+    path = Path(text).expanduser()
+    if path.suffix.lower() == ".onnx" or os.sep in text or path.exists():
+        if not path.is_file():
+            raise ModelError(f"model file not found: {text}")
+        return str(path.resolve()), path.resolve()
+    known = ", ".join(sorted(names)) or "none"
+    raise ModelError(f"unknown model {text!r}; bundled models: {known}; or give a path to an .onnx file")

@@ -1,0 +1,130 @@
+"""Checkpoints: plain dicts of tensors, numbers and strings, written atomically, read with
+``torch.load(..., weights_only=True)``. No module is ever pickled.
+
+A checkpoint holds the model, optimiser, scheduler and grad-scaler state dicts, the epoch count, the
+best validation loss, the RNG states (as tensors), the run's config and history as JSON text, and a
+training summary. :func:`load_encoder` turns one into an eval-mode :class:`EmbeddingModel`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import numpy as np
+import torch
+
+from imgret.errors import TrainingError
+from imgret.train.config import TrainConfig
+from imgret.train.models import EmbeddingModel, build_autoencoder
+
+FORMAT = "imgret-checkpoint"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """Write ``state`` to ``path`` via a temporary file, fsync and ``os.replace`` (never half-written)."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    try:
+        dir_fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint safely (``weights_only=True``, on the CPU); raise :class:`TrainingError`."""
+    try:
+        state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise TrainingError(f"no checkpoint at {path}") from exc
+    except Exception as exc:
+        raise TrainingError(f"cannot read checkpoint {path}: {exc}") from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise TrainingError(f"{path} is not an imgret checkpoint")
+    if int(state.get("format_version", 0)) > FORMAT_VERSION:
+        raise TrainingError(f"{path} was written by a newer imgret; upgrade imgret")
+    return state
+
+
+def resolve_checkpoint(source: str | os.PathLike) -> str:
+    """A checkpoint file itself, or a run folder's ``best.pt`` (else its ``last.pt``)."""
+    source = os.fspath(source)
+    if os.path.isdir(source):
+        for name in ("best.pt", "last.pt"):
+            candidate = os.path.join(source, name)
+            if os.path.isfile(candidate):
+                return candidate
+        raise TrainingError(f"run folder {source} has neither best.pt nor last.pt")
+    if not os.path.isfile(source):
+        raise TrainingError(f"no checkpoint or run folder at {source}")
+    return source
+
+
+def checkpoint_config(state: dict) -> TrainConfig:
+    """The :class:`TrainConfig` stored inside a checkpoint."""
+    return TrainConfig.from_json(state["config"])
+
+
+def build_from_checkpoint(state: dict) -> torch.nn.Module:
+    """The autoencoder of a checkpoint with its weights loaded, in eval mode."""
+    model = build_autoencoder(checkpoint_config(state))
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def load_encoder(source: str | os.PathLike, *, flip_tta: bool = False) -> EmbeddingModel:
+    """Load a run folder or checkpoint as an eval-mode :class:`EmbeddingModel` (uint8 NHWC in).
+
+    Example: ``emb = load_encoder("runs/photos"); vectors = emb(torch.from_numpy(batch_uint8))``.
+    """
+    model = build_from_checkpoint(load_checkpoint(resolve_checkpoint(source)))
+    return EmbeddingModel(model.encoder, flip_tta=flip_tta).eval()
+
+
+def rng_state() -> dict:
+    """Python, numpy and torch RNG states as tensors and ints (so ``weights_only`` loading works)."""
+    py = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    out = {
+        "rng_python": torch.tensor(py[1], dtype=torch.int64),
+        "rng_numpy": torch.from_numpy(np_keys.astype(np.int64)),
+        "rng_numpy_pos": int(np_pos),
+        "rng_numpy_gauss": [int(np_has_gauss), float(np_gauss)],
+        "rng_torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        out["rng_cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def restore_rng_state(state: dict) -> None:
+    """Undo :func:`rng_state`."""
+    random.setstate((3, tuple(int(v) for v in state["rng_python"].tolist()), None))
+    has_gauss, gauss = state["rng_numpy_gauss"]
+    np.random.set_state(("MT19937", state["rng_numpy"].numpy().astype(np.uint32), int(state["rng_numpy_pos"]),
+                         int(has_gauss), float(gauss)))
+    torch.set_rng_state(state["rng_torch"])
+    if "rng_cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng_cuda"])
+
+
+def summary_of(state: dict) -> dict:
+    """The training summary stored in a checkpoint (counts, losses, data folder name)."""
+    return json.loads(state.get("summary", "{}"))

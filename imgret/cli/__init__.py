@@ -1,0 +1,56 @@
+"""The ``imgret`` command line: a thin layer over the library.
+
+Results go to stdout, progress and messages to stderr. Heavy modules (onnxruntime, usearch, torch)
+are imported inside commands, so ``imgret --help`` is instant and only ``train``/``export`` need torch.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from imgret.cli.errors import run_cli
+from imgret.cli.library_cmds import index_command, info_command, models_command, query_command
+from imgret.version import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="imgret")
+def cli():
+    """imgret: find similar pictures on your computer.
+
+    \b
+    Quick start:
+      imgret index ~/Pictures          # embed every picture (later runs: only changes)
+      imgret query photo.jpg -N 5      # the five most similar pictures
+    """
+
+
+for _command in (index_command, query_command, info_command, models_command):
+    cli.add_command(_command)
+
+
+def _register_optional() -> None:
+    # These modules import torch only inside their commands.
+    from imgret.cli import train_cmds
+
+    cli.add_command(train_cmds.train_command)
+    cli.add_command(train_cmds.export_command)
+    try:
+        from imgret.cli import eval_cmd
+
+        cli.add_command(eval_cmd.eval_command)
+    except ImportError:  # pragma: no cover - while the eval command is being written
+        pass
+
+
+try:
+    _register_optional()
+except ImportError:  # pragma: no cover - while train_cmds is being written
+    pass
+
+
+def main() -> None:
+    """Console entry point."""
+    sys.exit(run_cli(cli))

@@ -1,0 +1,184 @@
+"""The commands most users meet: index, query, info, models."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import click
+
+from imgret.cli import output
+from imgret.cli.options import index_option, json_option, model_option, positive_count
+from imgret.cli.progress import Progress
+
+
+@click.command("index")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, path_type=str))
+@index_option
+@model_option
+@click.option("--rebuild", is_flag=True, help="Forget everything and re-embed with the (new) model.")
+@click.option("--workers", type=click.IntRange(0, 64), default=None, help="Decoding processes (default: CPU count).")
+@click.option("--follow-links", is_flag=True, help="Also follow symbolic links that point outside the folder.")
+@click.option("--verbose", "-v", is_flag=True, help="List every skipped file with its reason.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+def index_command(folders, index_dir, model, rebuild, workers, follow_links, verbose, progress):
+    """Add the pictures in FOLDERS to the library, embedding only what is new or changed.
+
+    The first run embeds everything; later runs embed only new or modified files, reuse vectors of
+    renamed or duplicate files, and forget files that vanished. A summary goes to stderr.
+
+    \b
+    Example:
+      imgret index ~/Pictures
+      imgret index ./photos --index ./photos.imgret --model my-encoder.onnx
+    """
+    from imgret.runtime.library import Library
+
+    with Library(index_dir, model=model, writable=True, rebuild=rebuild) as lib:
+        for folder in folders:
+            bar = Progress(f"indexing {os.path.basename(os.path.abspath(folder)) or folder}", enabled=progress)
+            try:
+                report = lib.index(folder, progress=bar, workers=workers, follow_outside=follow_links)
+            finally:
+                bar.close()
+            _summary(folder, report, verbose)
+
+
+def _summary(folder, report, verbose: bool) -> None:
+    click.echo(
+        f"{output.printable(folder)}: {report.added} added, {report.updated} updated, {report.removed} removed, "
+        f"{report.unchanged} unchanged, {report.skipped_count} skipped"
+        + (f" ({report.reused} reused by content)" if report.reused else "")
+        + (f"; {report.previously_skipped} unchanged files still skipped" if report.previously_skipped else "")
+        + f" in {report.seconds:.1f}s",
+        err=True,
+    )
+    for reason, paths in sorted(report.skipped.items()):
+        click.echo(f"  skipped {len(paths)}: {reason}", err=True)
+        if verbose:
+            for p in paths:
+                click.echo(f"    {output.printable(p)}", err=True)
+
+
+@click.command("query")
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=str))
+@click.option("-N", "-n", "--number", "number", type=int, default=5, show_default=True, callback=positive_count,
+              help="How many similar pictures to return for each query.")
+@index_option
+@model_option
+@click.option("--include-self", is_flag=True, help="Let a library picture be returned for itself.")
+@json_option
+@click.option("--paths", "paths_only", is_flag=True, help="Print result paths only, one per line.")
+@click.option("-0", "--null", "nul", is_flag=True, help="With --paths: separate paths with NUL bytes.")
+@click.option("--montage", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Also write one image of each query beside its results.")
+def query_command(images, number, index_dir, model, include_self, as_json, paths_only, nul, montage):
+    """Find the pictures in the library most similar to IMAGES.
+
+    IMAGES may be pictures outside the library, pictures inside it, or folders of query pictures.
+    Output is a table of rank, distance and path; --json gives one JSON object per result
+    (keys query, rank, path, distance); --paths gives bare paths.
+
+    \b
+    Example:
+      imgret query holiday.jpg -N 5
+      imgret query holiday.jpg -N 12 --montage similar.jpg
+    """
+    from imgret.errors import ImageError, ImgretError
+    from imgret.runtime.library import Library
+    from imgret.runtime.scan import Found, scan
+
+    queries: list[str] = []
+    for item in images:
+        if os.path.isdir(item):
+            queries.extend(f.path for f in scan(item) if isinstance(f, Found))
+        else:
+            queries.append(item)
+    if not queries:
+        raise click.ClickException("no query pictures found in " + ", ".join(images))
+    with Library(index_dir, model=model) as lib:
+        try:
+            results = lib.query(queries, number, include_self=include_self)
+        except ImageError as exc:
+            raise ImgretError(f"cannot read query picture: {exc}") from exc
+    if as_json:
+        output.json_lines(results)
+    elif paths_only:
+        output.paths(results, nul=nul)
+    else:
+        output.table(results)
+    if montage:
+        from imgret.runtime.montage import make_montage
+
+        make_montage(results, montage)
+        click.echo(f"montage written to {montage}", err=True)
+
+
+@click.command("info")
+@index_option
+@json_option
+def info_command(index_dir, as_json):
+    """Show the library: where it is, its model, how many pictures, sizes and last update.
+
+    \b
+    Example:
+      imgret info --index ./photos.imgret
+    """
+    from imgret.runtime.library import Library
+
+    with Library(index_dir) as lib:
+        info = lib.info()
+    if as_json:
+        click.echo(json.dumps(info, indent=2, sort_keys=True))
+        return
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["updated"])) if info["updated"] else "never"
+    click.echo(f"library:    {info['library']}")
+    click.echo(f"model:      {info['model']} ({info['model_id']}, {info['embedding_dim']}-d, {info['metric']})")
+    click.echo(f"pictures:   {info['pictures']}")
+    reasons = ", ".join(f"{k}: {v}" for k, v in info["skip_reasons"].items())
+    click.echo(f"skipped:    {info['skipped']}" + (f" ({reasons})" if reasons else ""))
+    click.echo(f"catalogue:  {info['catalogue_bytes'] / 1e6:.2f} MB")
+    click.echo(f"index file: {info['index_bytes'] / 1e6:.2f} MB" + ("" if info["index_fresh"] else " (stale; rebuilt on next index)"))
+    click.echo(f"updated:    {when}")
+
+
+@click.command("models")
+@json_option
+def models_command(as_json):
+    """List the bundled encoders with their metadata.
+
+    \b
+    Example:
+      imgret models --json
+    """
+    from imgret import models
+    from imgret.runtime.encoder import Encoder
+
+    rows = []
+    for m in models.bundled():
+        enc = Encoder(m.path)
+        info = enc.info
+        rows.append({
+            "name": m.name,
+            "default": m.name == models.DEFAULT_MODEL,
+            "file": str(m.path),
+            "bytes": m.path.stat().st_size,
+            "model_id": info.model_id,
+            "arch": info.arch,
+            "input_size": info.input_size,
+            "embedding_dim": info.embedding_dim,
+            "metric": info.metric,
+            "flip_tta": info.flip_tta,
+            "training": info.training,
+            "card": str(m.card) if m.card else None,
+        })
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no bundled models", err=True)
+    for r in rows:
+        star = " (default)" if r["default"] else ""
+        click.echo(f"{r['name']}{star}: {r['arch']}, {r['input_size']}px input, {r['embedding_dim']}-d {r['metric']}, "
+                   f"{r['bytes'] / 1e6:.2f} MB")

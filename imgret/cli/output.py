@@ -1,0 +1,52 @@
+"""Printing results: aligned table, JSON lines, or bare paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def printable(path: str) -> str:
+    """A path as text for tables and JSON: undecodable bytes become ``\\xNN`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def table(results) -> None:
+    several = len(results) > 1
+    for result in results:
+        if several:
+            print(f"# {printable(result.query)}")
+        if not result.hits:
+            print("(no results)")
+            continue
+        width = len(str(len(result.hits)))
+        for hit in result.hits:
+            print(f"{hit.rank:>{width}}  {hit.distance:8.4f}  {printable(hit.path)}")
+
+
+def json_lines(results) -> None:
+    for result in results:
+        for hit in result.hits:
+            print(
+                json.dumps(
+                    {
+                        "query": printable(result.query),
+                        "rank": hit.rank,
+                        "path": printable(hit.path),
+                        "distance": round(float(hit.distance), 6),
+                    },
+                    ensure_ascii=False,
+                )
+            )
+
+
+def paths(results, *, nul: bool) -> None:
+    """Raw path bytes, one per line (or NUL-separated), so any file name survives a pipe."""
+    out = sys.stdout.buffer
+    sep = b"\0" if nul else b"\n"
+    sys.stdout.flush()
+    for result in results:
+        for hit in result.hits:
+            out.write(os.fsencode(hit.path) + sep)
+    out.flush()

@@ -1,0 +1,60 @@
+"""Shared fixtures: an isolated per-test library location, a fake encoder, and a CLI runner."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fakes import make_thumbnail_model, write_scenes  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_library(tmp_path, monkeypatch):
+    """Never touch the user's real library: IMGRET_INDEX points into the test's folder."""
+    lib = tmp_path / "library"
+    monkeypatch.setenv("IMGRET_INDEX", str(lib))
+    return lib
+
+
+@pytest.fixture(scope="session")
+def fake_model(tmp_path_factory) -> Path:
+    return make_thumbnail_model(tmp_path_factory.mktemp("models") / "thumb.onnx")
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    folder = tmp_path / "photos"
+    write_scenes(folder, 12)
+    return folder
+
+
+@dataclass
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+    stdout_bytes: bytes
+
+
+@pytest.fixture
+def imgret():
+    """Run the real CLI entry (with its error mapping) in-process; returns an :class:`Outcome`."""
+    from imgret.cli import cli
+    from imgret.cli.errors import run_cli
+
+    def invoke(*args: str) -> Outcome:
+        runner = CliRunner()
+        with runner.isolation() as streams:
+            code = run_cli(cli, [str(a) for a in args])
+            sys.stdout.flush()
+            sys.stderr.flush()
+            out, err = streams[0].getvalue(), streams[1].getvalue()
+        return Outcome(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), out)
+
+    return invoke

@@ -1,0 +1,153 @@
+"""Library API: catalogue round trips, the index file as a rebuildable accelerator, locking."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from fakes import scene, write_scenes
+
+from imgret.errors import LibraryError, LibraryLockedError, ModelError
+from imgret.runtime import vectors
+from imgret.runtime.catalogue import Catalogue
+from imgret.runtime.library import INDEX_FILE, Library
+
+
+def test_catalogue_round_trips_any_path_bytes_and_vectors(tmp_path):
+    cat = Catalogue(str(tmp_path / "c.sqlite"))
+    odd = os.fsdecode(b"/photos/caf\xe9 \xff\n\t\x1b[31m.jpg")
+    vec = np.arange(8, dtype=np.float32)
+    key = cat.put_ok(odd, 10, 20, "ab" * 32, vec)
+    cat.commit()
+    row = cat.lookup(odd)
+    assert row.key == key and row.path == odd and os.fsencode(row.path) == os.fsencode(odd)
+    assert np.array_equal(cat.vector(key), vec)
+    with pytest.raises(ValueError):
+        cat.put_ok("/x.jpg", 1, 1, "cd" * 32, np.array([np.nan], dtype=np.float32))
+
+
+def test_api_add_query_remove(tmp_path, fake_model):
+    photos = tmp_path / "p"
+    paths = write_scenes(photos, 6)
+    with Library(tmp_path / "lib", model=fake_model, writable=True) as lib:
+        report = lib.add(paths)
+        assert report.added == 6 and len(lib) == 6
+        res = lib.query([np.asarray(scene(3))], 1)[0]
+        assert os.path.basename(res.hits[0].path) == "scene003.png"
+        assert lib.remove([paths[3]]) == 1
+        res = lib.query([np.asarray(scene(3))], 6)[0]
+        assert len(res.hits) == 5
+        assert all("scene003" not in h.path for h in res.hits)
+
+
+def _indexed(tmp_path, fake_model):
+    photos = tmp_path / "p"
+    write_scenes(photos, 10)
+    with Library(tmp_path / "lib", model=fake_model, writable=True) as lib:
+        lib.index(photos)
+    return photos, tmp_path / "lib"
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "zeroed", "bitflip"])
+def test_damaged_index_file_is_never_searched_and_is_rebuilt(tmp_path, fake_model, damage):
+    photos, libdir = _indexed(tmp_path, fake_model)
+    index_file = libdir / INDEX_FILE
+    data = bytearray(index_file.read_bytes())
+    if damage == "missing":
+        index_file.unlink()
+    elif damage == "truncated":
+        index_file.write_bytes(data[: len(data) // 2])
+    elif damage == "zeroed":
+        index_file.write_bytes(bytes(len(data)))
+    else:
+        data[len(data) // 2] ^= 0x40
+        index_file.write_bytes(bytes(data))
+    with Library(libdir) as lib:
+        assert lib.info()["index_fresh"] is True  # catalogue still records the old file ...
+        res = lib.query([str(photos / "scene001.png")], 9)[0]  # ... but search rebuilt from SQLite
+        assert len(res.hits) == 9
+    with Library(libdir, writable=True) as lib:
+        assert lib.refresh_index() == "rebuilt"
+    with Library(libdir, writable=True) as lib:
+        assert lib.refresh_index() == "fresh"
+
+
+def test_verified_load_rejects_mismatch(tmp_path):
+    idx = vectors.build(np.arange(3, dtype=np.uint64), np.eye(3, dtype=np.float32), "cosine")
+    saved = vectors.save_atomic(idx, str(tmp_path / "v.usearch"))
+    assert len(vectors.load_verified(str(tmp_path / "v.usearch"), saved)) == 3
+    wrong = vectors.SavedIndex(4, saved.sha256, saved.size)
+    with pytest.raises(vectors.IndexDamaged):
+        vectors.load_verified(str(tmp_path / "v.usearch"), wrong)
+
+
+def test_second_writer_is_refused_at_once_and_readers_still_work(tmp_path, fake_model):
+    photos, libdir = _indexed(tmp_path, fake_model)
+    with Library(libdir, writable=True):
+        with pytest.raises(LibraryLockedError, match="locked"):
+            Library(libdir, writable=True)
+        with Library(libdir) as reader:
+            assert len(reader.query([str(photos / "scene000.png")], 3)[0].hits) == 3
+
+
+def test_damaged_catalogue_gives_a_clear_error(tmp_path, fake_model):
+    _, libdir = _indexed(tmp_path, fake_model)
+    for extra in ("-wal", "-shm"):
+        p = libdir / ("catalogue.sqlite" + extra)
+        if p.exists():
+            p.unlink()
+    (libdir / "catalogue.sqlite").write_bytes(b"garbage" * 100)
+    with pytest.raises(LibraryError, match="damaged"):
+        Library(libdir)
+
+
+def test_exact_and_hnsw_search_agree_on_small_data(monkeypatch):
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(300, 16)).astype(np.float32)
+    idx = vectors.build(np.arange(300, dtype=np.uint64), data, "cosine")
+    exact = vectors.search(idx, data[:20], 5)
+    monkeypatch.setattr(vectors, "EXACT_SEARCH_LIMIT", 10)
+    approx = vectors.search(idx, data[:20], 5)
+    for (k1, _), (k2, _) in zip(exact, approx):
+        assert list(k1) == list(k2)
+
+
+def test_model_files_must_be_onnx_and_sane(tmp_path):
+    from fakes import make_thumbnail_model
+
+    from imgret.runtime.encoder import Encoder
+
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"x")
+    with pytest.raises(ModelError, match="only .onnx"):
+        Encoder(bad)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ModelError):
+        Encoder(junk)
+    with pytest.raises(ModelError, match="non-finite or zero"):
+        Encoder(make_thumbnail_model(tmp_path / "nan.onnx", nan=True))
+
+
+NO_TORCH_SCRIPT = """
+import sys, tempfile, pathlib
+sys.path.insert(0, {tests!r})
+from imgret.runtime.library import Library
+from imgret.cli import cli
+import imgret.runtime.encoder, imgret.runtime.montage, imgret.models
+lib = Library({lib!r})
+lib.query([{photo!r}], 2)
+bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx')]
+print('LOADED', bad)
+"""
+
+
+def test_index_and_query_path_never_imports_torch_or_onnx(tmp_path, fake_model):
+    photos, libdir = _indexed(tmp_path, fake_model)
+    script = NO_TORCH_SCRIPT.format(tests=os.path.dirname(__file__), lib=str(libdir),
+                                    photo=str(photos / "scene000.png"))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert "LOADED []" in out.stdout

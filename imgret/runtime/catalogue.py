@@ -165,7 +165,8 @@ class Catalogue:
         keys = list(keys)
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
-            q = "SELECT id, path FROM files WHERE id IN (%s)" % ",".join("?" * len(chunk))
+            marks = ",".join("?" * len(chunk))
+            q = f"SELECT id, path FROM files WHERE id IN ({marks})"
             out.update({k: decode_path(p) for k, p in self.db.execute(q, chunk)})
         return out
 

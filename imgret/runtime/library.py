@@ -316,6 +316,41 @@ class Library:
             results.append(QueryResult(label, hits))
         return results
 
+    def vectors_for(self, paths: list[str], *, workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors for many files: stored ones from the catalogue, the rest embedded in batches.
+
+        Returns ``(vectors [N, D], ok [N] bool)``; unreadable files get a zero row and ``ok`` False.
+        """
+        from imgret.runtime.indexer import _prepared_stream
+
+        out = np.zeros((len(paths), self.encoder.dim), dtype=np.float32)
+        ok = np.zeros(len(paths), dtype=bool)
+        missing: dict[str, list[int]] = {}
+        for i, p in enumerate(paths):
+            p = os.path.abspath(p)
+            row = self.catalogue.lookup(p)
+            vec = self.catalogue.vector(row.key) if row is not None and row.status == "ok" else None
+            if vec is not None:
+                out[i], ok[i] = vec, True
+            else:
+                missing.setdefault(p, []).append(i)
+        pending: list[tuple[list[int], np.ndarray]] = []
+
+        def flush() -> None:
+            if pending:
+                vecs = self.encoder.embed_arrays(np.stack([px for _, px in pending]))
+                for (rows, _), vec in zip(pending, vecs):
+                    out[rows], ok[rows] = vec, bool(np.all(np.isfinite(vec)))
+                pending.clear()
+
+        for prep in _prepared_stream(list(missing), self.encoder.size, workers):
+            if prep.pixels is not None:
+                pending.append((missing[prep.path], prep.pixels))
+                if len(pending) >= 64:
+                    flush()
+        flush()
+        return out, ok
+
     def _query_vector(self, source) -> tuple[str, np.ndarray, int | None]:
         if isinstance(source, (str, os.PathLike)):
             path = os.path.abspath(os.fspath(source))

@@ -76,7 +76,7 @@ class ModelInfo:
                 "upgrade imgret"
             )
         kwargs: dict = {}
-        for name, fdef in cls.__dataclass_fields__.items():
+        for name in cls.__dataclass_fields__:
             if name not in raw:
                 continue
             text = raw[name]

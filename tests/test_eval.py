@@ -1,0 +1,71 @@
+"""``imgret eval`` and its metrics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from fakes import scene
+from PIL import Image
+
+from imgret.runtime.evaluate import balanced_sample, rank_metrics
+
+
+def test_metrics_on_a_known_ranking():
+    rel = np.array([[True, False, True, False]])
+    m = rank_metrics(rel)
+    assert m["P@1"][0] == 1.0
+    assert m["mAP@all"][0] == pytest.approx((1 / 1 + 2 / 3) / 2)
+    assert m["recall@10"][0] == 1.0
+    none = rank_metrics(np.array([[False, False]]))
+    assert none["mAP@all"][0] == 0.0 and none["recall@10"][0] == 0.0
+
+
+def test_balanced_sample_is_seeded_and_balanced():
+    labels = ["a"] * 50 + ["b"] * 10 + ["c"] * 40
+    s = balanced_sample(labels, 30, seed=1)
+    assert s == balanced_sample(labels, 30, seed=1)
+    got = [labels[i] for i in s]
+    assert got.count("a") == got.count("b") == got.count("c") == 10
+
+
+def _classes(root, per_class=6):
+    # Class = dominant colour; members vary a little, so a thumbnail encoder separates them well.
+    rng = np.random.default_rng(0)
+    for name, colour in {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}.items():
+        for i in range(per_class):
+            folder = root / name
+            folder.mkdir(parents=True, exist_ok=True)
+            arr = np.clip(np.array(colour) + rng.integers(-30, 30, size=(32, 32, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(arr).save(folder / f"{i}.png")
+
+
+def test_eval_train_test_layout_scores_a_separable_set_perfectly(imgret, tmp_path, fake_model):
+    _classes(tmp_path / "data" / "train")
+    _classes(tmp_path / "data" / "test", per_class=2)
+    r = imgret("eval", tmp_path / "data", "--model", fake_model, "--json")
+    assert r.code == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["queries"] == 6 and out["database"] == 18
+    assert out["overall"]["mAP@all"] == pytest.approx(1.0)
+    assert set(out["per_class"]) == {"red", "green", "blue"}
+
+
+def test_eval_leave_one_out_and_worst_montage(imgret, tmp_path, fake_model):
+    _classes(tmp_path / "data")
+    scene(1).save(tmp_path / "data" / "red" / "odd.png")  # an outlier that should rank worst
+    out = tmp_path / "worst.png"
+    r = imgret("eval", tmp_path / "data", "--model", fake_model, "--queries", "0", "--montage-worst", out,
+               "--worst", "2")
+    assert r.code == 0, r.stderr
+    assert "ALL" in r.stdout and "mAP@all" in r.stdout
+    with Image.open(out) as im:
+        assert im.height > 100
+
+
+def test_eval_needs_classes(imgret, tmp_path, fake_model):
+    (tmp_path / "flat").mkdir()
+    scene(0).save(tmp_path / "flat" / "a.png")
+    r = imgret("eval", tmp_path / "flat", "--model", fake_model)
+    assert r.code == 1 and "two class sub-folders" in r.stderr

@@ -13,7 +13,34 @@ from imgret.errors import (
 )
 from imgret.version import __version__
 
+_LAZY = {
+    "Encoder": "imgret.runtime.encoder",
+    "Library": "imgret.runtime.library",
+    "Hit": "imgret.runtime.library",
+    "QueryResult": "imgret.runtime.library",
+    "IndexReport": "imgret.runtime.library",
+    "ModelInfo": "imgret.runtime.modelinfo",
+    "preprocess": "imgret.runtime.imageio",
+}
+
+
+def __getattr__(name: str):
+    # Imported on first use, so `import imgret` (and `imgret --help`) stays instant.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'imgret' has no attribute {name!r}")
+
+
 __all__ = [
+    "Encoder",
+    "Hit",
+    "IndexReport",
+    "Library",
+    "ModelInfo",
+    "QueryResult",
+    "preprocess",
     "ImageError",
     "ImgretError",
     "LibraryError",

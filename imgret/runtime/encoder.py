@@ -65,6 +65,22 @@ class Encoder:
         self._check_signature()
         self._probe()
 
+    @classmethod
+    def default(cls, **kwargs) -> Encoder:
+        """The bundled default encoder."""
+        from imgret import models
+
+        ref, path = models.resolve(None)
+        return cls(path, name=ref, **kwargs)
+
+    @classmethod
+    def load(cls, model: str | os.PathLike, **kwargs) -> Encoder:
+        """A bundled model by name, or an .onnx file."""
+        from imgret import models
+
+        ref, path = models.resolve(model)
+        return cls(path, name=ref, **kwargs)
+
     @property
     def size(self) -> int:
         """Side of the square picture the model takes."""

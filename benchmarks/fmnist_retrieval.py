@@ -1,0 +1,151 @@
+"""Retrieval quality on Fashion-MNIST: imgret's encoders beside hand-made baselines, one protocol.
+
+Protocol (issue 4): encoders train without labels on the 60,000 training pictures; the database is the
+training set, the queries the test set (a class-balanced 1,000-query subset with ``--queries 1000``,
+all 10,000 with ``--queries 0``); relevant = same class; each model's own metric (its metadata says).
+The rows for raw pixels (cosine) and PCA-64 (cosine) are computed here in the same run, and each
+recipe is trained with ``imgret train``, exported with ``imgret export`` and scored with
+:func:`imgret.runtime.evaluate.evaluate` (the code behind ``imgret eval``).
+
+    python benchmarks/fmnist_retrieval.py --queries 1000 --recipes seed,conv-aug
+    python benchmarks/fmnist_retrieval.py --queries 0 --recipes all --json results.json
+
+Data: Debian package ``dataset-fashion-mnist`` (MIT licence), read from /usr/share/datasets/fashion-mnist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import struct
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
+
+# Each recipe: arguments of imgret.train.TrainConfig (+ export options). Kept here so the README's
+# table can be regenerated exactly.
+RECIPES: dict[str, dict] = {
+    "seed": dict(train=dict(arch="seed", image_size=28, latent_dim=16, epochs=10), export={}),
+    "conv": dict(train=dict(arch="conv", image_size=32, latent_dim=128, epochs=10), export={}),
+    "conv-aug": dict(train=dict(arch="conv", image_size=32, latent_dim=128, epochs=10, augment=True,
+                                invariance=1.0), export=dict(flip_tta=True)),
+}
+
+
+def read_idx(path: str) -> np.ndarray:
+    with gzip.open(path, "rb") as fh:
+        magic = struct.unpack(">I", fh.read(4))[0]
+        ndim = magic & 0xFF
+        dims = struct.unpack(">" + "I" * ndim, fh.read(4 * ndim))
+        return np.frombuffer(fh.read(), dtype=np.uint8).reshape(dims)
+
+
+def materialise(source: str, work: str) -> str:
+    """Write DATA/train/<class>/N.png and DATA/test/<class>/N.png once (a marker says it is complete)."""
+    from PIL import Image
+
+    root = os.path.join(work, "fmnist")
+    marker = os.path.join(root, ".complete")
+    if os.path.exists(marker):
+        return root
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images = read_idx(os.path.join(source, f"{prefix}-images-idx3-ubyte.gz"))
+        labels = read_idx(os.path.join(source, f"{prefix}-labels-idx1-ubyte.gz"))
+        for c in CLASSES:
+            os.makedirs(os.path.join(root, split, c), exist_ok=True)
+        for i, (img, lab) in enumerate(zip(images, labels)):
+            Image.fromarray(img, "L").save(os.path.join(root, split, CLASSES[lab], f"{i:05d}.png"))
+    open(marker, "w").close()
+    return root
+
+
+def baseline_rows(source: str, queries: int, seed: int) -> dict[str, dict[str, float]]:
+    """Raw pixels and PCA-64, both cosine, with the same query sample and metric code as imgret eval."""
+    from imgret.runtime.evaluate import balanced_sample, rank, rank_metrics
+
+    xtr = read_idx(os.path.join(source, "train-images-idx3-ubyte.gz")).reshape(60000, -1).astype(np.float32) / 255
+    ytr = read_idx(os.path.join(source, "train-labels-idx1-ubyte.gz"))
+    xte = read_idx(os.path.join(source, "t10k-images-idx3-ubyte.gz")).reshape(10000, -1).astype(np.float32) / 255
+    yte = read_idx(os.path.join(source, "t10k-labels-idx1-ubyte.gz"))
+    labels = [CLASSES[y] for y in yte]
+    # evaluate() samples queries from path-sorted files; sort the same way so the subsets match.
+    order = sorted(range(len(yte)), key=lambda i: (CLASSES[yte[i]], f"{i:05d}"))
+    names = [labels[i] for i in order]
+    pick = [order[j] for j in (balanced_sample(names, queries, seed) if queries else range(len(order)))]
+    mean = xtr.mean(0)
+    _, _, vt = np.linalg.svd(xtr[::6] - mean, full_matrices=False)
+    pca = vt[:64].T
+    rows = {}
+    for name, (db, qs) in {
+        "raw pixels (cosine)": (xtr, xte[pick]),
+        "PCA-64 (cosine)": ((xtr - mean) @ pca, (xte[pick] - mean) @ pca),
+    }.items():
+        scores = {}
+        for start in range(0, len(pick), 256):
+            sl = slice(start, start + 256)
+            rel = ytr[rank(qs[sl], db, "cosine")] == yte[pick][sl, None]
+            for k, v in rank_metrics(rel).items():
+                scores.setdefault(k, []).append(v)
+        rows[name] = {k: float(np.concatenate(v).mean()) for k, v in scores.items()}
+    return rows
+
+
+def run_recipe(name: str, data: str, work: str, queries: int, seed: int, threads: int) -> dict:
+    import torch
+
+    from imgret.export import export_encoder
+    from imgret.runtime.evaluate import evaluate
+    from imgret.train import TrainConfig, train
+
+    torch.set_num_threads(threads)
+    spec = RECIPES[name]
+    run_dir = os.path.join(work, f"run-{name}")
+    started = time.monotonic()
+    result = train(TrainConfig(data=os.path.join(data, "train"), out=run_dir, val_split=0.05, seed=seed,
+                               **spec["train"]), stream=sys.stderr)
+    trained = time.monotonic() - started
+    model = os.path.join(work, f"{name}.onnx")
+    export_encoder(run_dir, model, **spec["export"])
+    report, _, _ = evaluate(data, model=model, index_dir=os.path.join(work, f"lib-{name}"), queries=queries,
+                            seed=seed)
+    row = dict(report.overall)
+    row["train_seconds"] = trained
+    row["val_loss"] = float(result.val_loss)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", default="/usr/share/datasets/fashion-mnist")
+    parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "imgret-fmnist-retrieval"))
+    parser.add_argument("--queries", type=int, default=1000, help="class-balanced query subset; 0 = all 10,000")
+    parser.add_argument("--recipes", default="seed,conv-aug", help="comma list of " + ",".join(RECIPES) + " or all")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", dest="json_out", default=None, help="also write the rows to this file")
+    args = parser.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    data = materialise(args.source, args.work)
+    rows = baseline_rows(args.source, args.queries, args.seed)
+    names = list(RECIPES) if args.recipes == "all" else [r for r in args.recipes.split(",") if r]
+    for name in names:
+        rows[f"imgret {name}"] = run_recipe(name, data, args.work, args.queries, args.seed, args.threads)
+        print(f"{name}: {rows[f'imgret {name}']}", file=sys.stderr, flush=True)
+    cols = ["mAP@all", "mAP@100", "P@1", "P@10", "P@100", "recall@10"]
+    print("| method | " + " | ".join(cols) + " |")
+    print("|---|" + "---|" * len(cols))
+    for name, row in rows.items():
+        print(f"| {name} | " + " | ".join(f"{row[c]:.3f}" for c in cols) + " |")
+    if args.json_out:
+        with open(args.json_out, "w") as fh:
+            json.dump({"queries": args.queries, "rows": rows}, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()

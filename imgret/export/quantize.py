@@ -6,6 +6,7 @@ The report says how far the int8 model's nearest neighbours drift from fp32's.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -44,8 +45,15 @@ def quantize_static_qdq(fp32_path: str, int8_path: str, images: np.ndarray) -> N
         def get_next(self):
             return next(self.batches, None)
 
-    quantize_static(fp32_path, int8_path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    # The quantiser logs advice on the root logger (pre-processing, BN weights); keep stderr for our report.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_static(fp32_path, int8_path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
 
 
 def topk_sets(emb: np.ndarray, k: int) -> list[set[int]]:

@@ -145,9 +145,11 @@ def decode(data: bytes, size: int | None = None) -> Image.Image:
     Raises :class:`ImageError` with a reason for anything that is not a safe, decodable picture.
     """
     with warnings.catch_warnings():
+        # Pillow warns about corrupt EXIF and the like on stderr; a bad file is a skip reason, not noise.
+        warnings.simplefilter("ignore")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            img = Image.open(io.BytesIO(data), formats=DECODABLE_FORMATS)
+            img = _open(data)
         except Image.DecompressionBombError as exc:
             raise ImageError("too many pixels (decompression bomb?)", "too-many-pixels") from exc
         except Image.DecompressionBombWarning as exc:
@@ -160,8 +162,8 @@ def decode(data: bytes, size: int | None = None) -> Image.Image:
                 raise ImageError("image has no pixels", "corrupt")
             if width * height > MAX_PIXELS:
                 raise ImageError(f"too many pixels ({width}x{height})", "too-many-pixels")
-            if getattr(img, "n_frames", 1) > 1:
-                img.seek(0)
+            # Image.open leaves an animation or multi-page file on its first frame; asking for
+            # n_frames would walk every frame of a file that may hold millions.
             if size is not None and img.format in ("JPEG", "MPO"):
                 img.draft("RGB", (size, size))
             img.load()
@@ -175,6 +177,42 @@ def decode(data: bytes, size: int | None = None) -> Image.Image:
             raise ImageError("out of memory while decoding", "too-many-pixels") from exc
         except Exception as exc:  # Pillow raises many types for broken data
             raise ImageError(f"corrupt image data ({type(exc).__name__})", "corrupt") from exc
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Metadata chunks that Pillow decompresses at open under a size cap; the pixels never need them.
+PNG_METADATA_CHUNKS = frozenset({b"iCCP", b"zTXt", b"iTXt", b"tEXt"})
+
+
+def _open(data: bytes) -> Image.Image:
+    """``Image.open`` limited to the allowlist; a PNG whose metadata Pillow refuses (a multi-megabyte
+    ICC profile, oversized text) is opened again without its metadata chunks, as only pixels are used."""
+    try:
+        return Image.open(io.BytesIO(data), formats=DECODABLE_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise
+    except Exception:
+        stripped = _strip_png_metadata(data) if data.startswith(PNG_SIGNATURE) else None
+        if stripped is None:
+            raise
+    return Image.open(io.BytesIO(stripped), formats=DECODABLE_FORMATS)
+
+
+def _strip_png_metadata(data: bytes) -> bytes | None:
+    """The PNG without :data:`PNG_METADATA_CHUNKS`, or ``None`` when it has none (or is malformed)."""
+    out = [PNG_SIGNATURE]
+    pos, dropped = len(PNG_SIGNATURE), False
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        end = pos + 12 + length
+        if end > len(data):
+            return None
+        if data[pos + 4:pos + 8] in PNG_METADATA_CHUNKS:
+            dropped = True
+        else:
+            out.append(data[pos:end])
+        pos = end
+    return b"".join(out) if dropped else None
 
 
 def resize_square(img: Image.Image, size: int) -> np.ndarray:

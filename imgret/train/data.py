@@ -136,7 +136,7 @@ def build_cache(paths: list[str], image_size: int, cache_dir: str, *, threads: i
             if progress is not None:
                 progress(done, len(paths))
     out.flush()
-    del out
+    out = None  # close the memmap before renaming the file
     os.replace(tmp, npy_path)
     meta_tmp = meta_path + ".tmp"
     with open(meta_tmp, "w", encoding="utf-8") as fh:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from imgret.train.config import TrainConfig
 
@@ -63,7 +62,7 @@ class ConvAutoencoder(nn.Module):
         self.decoder_head = nn.Linear(latent_dim, 256)
         dec_widths = (128, 128, 64, 32, 32)
         layers = [_stage(256 + 2, dec_widths[0], 1)]
-        for a, b in zip(dec_widths[:-1], dec_widths[1:]):
+        for a, b in zip(dec_widths[:-1], dec_widths[1:], strict=True):
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), _stage(a, b, 1)]
         layers += [nn.Conv2d(dec_widths[-1], 3, 3, padding=1), nn.Sigmoid()]
         self.decoder_body = nn.Sequential(*layers)

@@ -48,7 +48,7 @@ def loss_chart(history: list[dict], path: str, *, width: int = 640, height: int 
             draw.text((4, y - 6), f"{10 ** label if use_log else label:.4g}", fill="black")
         draw.text((left, bottom + 8), "1", fill="black")
         draw.text((right - 20, bottom + 8), str(last_epoch), fill="black")
-        for (_, pts), colour in zip(series.items(), (TRAIN_COLOUR, VAL_COLOUR)):
+        for (_, pts), colour in zip(series.items(), (TRAIN_COLOUR, VAL_COLOUR), strict=True):
             pts = [xy(e, v) for e, v in pts if v is not None and math.isfinite(v) and v > 0]
             if len(pts) > 1:
                 draw.line(pts, fill=colour, width=2)

@@ -1,0 +1,129 @@
+"""``imgret train`` and ``imgret export``: parse options, call :mod:`imgret.train` / :mod:`imgret.export`, print.
+
+Neither PyTorch nor ONNX is imported until a command runs, so ``imgret --help`` stays instant and
+the runtime works without the ``train`` extra. Results go to stdout, progress to stderr.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from imgret.errors import ImgretError
+
+INSTALL_HINT = "imgret {cmd} needs PyTorch: pip install 'imgret[train]'"
+
+
+def _require_train_extra(cmd: str, modules: tuple[str, ...] = ("torch",)) -> None:
+    """Raise a one-line :class:`click.ClickException` when torch (or onnx) is not importable."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            hint = INSTALL_HINT.format(cmd=cmd)
+            if name != "torch":
+                hint = hint.replace("PyTorch", f"PyTorch and {name}")
+            raise click.ClickException(hint) from None
+
+
+@click.command("train")
+@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+              help="Run folder for checkpoints, plots and the image cache.  [default: runs/<DATA name>]")
+@click.option("--arch", type=click.Choice(["conv", "seed"]), default="conv", show_default=True,
+              help="conv: 4 conv stages + global average pooling; seed: the original Keras model.")
+@click.option("--latent-dim", type=int, default=0, help="Embedding size.  [default: 128 for conv, 16 for seed]")
+@click.option("--image-size", type=int, default=128, show_default=True,
+              help="Square input size in pixels (multiple of 16 for conv, of 4 for seed).")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate (Adam).")
+@click.option("--schedule", type=click.Choice(["onecycle", "cosine"]), default="onecycle", show_default=True)
+@click.option("--val-split", type=float, default=0.25, show_default=True,
+              help="Share held out for validation when DATA has no train/ and val/ folders.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=int, default=0, show_default=True,
+              help="DataLoader worker processes (and decoding threads for the cache).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA, else MPS, else CPU), cpu, cuda, mps.")
+@click.option("--resume", is_flag=True, help="Continue the stopped run in --out with its saved settings.")
+@click.option("--max-images", type=int, default=0, help="Use at most this many pictures (quick runs); 0 = all.")
+@click.option("--denoise", is_flag=True, help="Add gaussian noise to inputs; the target stays clean.")
+@click.option("--noise-std", type=float, default=0.1, show_default=True, help="Noise level for --denoise.")
+@click.option("--augment", is_flag=True, help="Random shift/zoom, mirror and erasing on inputs.")
+@click.option("--invariance", type=float, default=0.0, show_default=True,
+              help="Weight of a term pulling the codes of two random views of a picture together.")
+def train_command(data, out, arch, latent_dim, image_size, epochs, batch_size, lr, schedule, val_split, seed,
+                  workers, device, resume, max_images, denoise, noise_std, augment, invariance):
+    """Train an autoencoder on the pictures in DATA and keep its checkpoints in a run folder.
+
+    Pictures are found recursively (class subfolders are ignored). If DATA has train/ (and val/)
+    folders they are used as they are; otherwise --val-split of the pictures is held out by a seeded
+    split. Unreadable pictures are skipped and counted. Each epoch writes loss.csv, loss.png,
+    recon.png, last.pt and (when validation improves) best.pt. Ctrl-C keeps a usable last.pt and
+    exits with status 130; --resume continues it.
+
+    Example:
+
+        imgret train ~/Pictures/cats --epochs 20 --out runs/cats && imgret export runs/cats -o cats.onnx
+    """
+    _require_train_extra("train")
+    from imgret.train import TrainConfig, TrainingInterrupted, train
+
+    out = out or os.path.join("runs", os.path.basename(os.path.abspath(data)) or "run")
+    config = TrainConfig(data=data, out=out, arch=arch, latent_dim=latent_dim, image_size=image_size,
+                         epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, val_split=val_split,
+                         seed=seed, workers=workers, device=device, max_images=max_images, denoise=denoise,
+                         noise_std=noise_std, augment=augment, invariance=invariance)
+    try:
+        result = train(config, resume=resume, stream=sys.stderr)
+    except TrainingInterrupted as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(130)
+    except ImgretError as exc:
+        raise click.ClickException(str(exc)) from exc
+    val = "n/a" if result.val_loss is None else f"{result.val_loss:.5f}"
+    click.echo(f"trained {result.epochs} epochs on {result.train_count} pictures "
+               f"({result.val_count} validation, {sum(result.skipped.values())} skipped): "
+               f"train loss {result.train_loss:.5f}, val loss {val}, {result.seconds_per_epoch:.1f} s/epoch")
+    click.echo(f"best checkpoint: {result.best_path}")
+
+
+@click.command("export")
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--output", "-o", type=click.Path(dir_okay=False), required=True, help="The .onnx file to write.")
+@click.option("--flip-tta", is_flag=True, help="Average each picture's code with its mirror image's (inside the graph).")
+@click.option("--int8", is_flag=True, help="Also write FILE.int8.onnx (static int8, calibrated on validation pictures).")
+@click.option("--model-id", default=None, help="Name stored in the model.  [default: imgret-<arch>-<dim>d-<size>px-<hash>]")
+def export_command(source, output, flip_tta, int8, model_id):
+    """Export the encoder of a run folder (its best.pt) or a checkpoint file to ONNX.
+
+    The file takes uint8 RGB pictures [N, S, S, 3] and gives L2-normalised embeddings; its metadata
+    records input size, normalisation, embedding size, a model id and a training summary. The export
+    is checked with the ONNX checker and against PyTorch on the run's validation pictures; nothing
+    is written if they disagree.
+
+    Example:
+
+        imgret export runs/cats -o cats.onnx --int8
+    """
+    _require_train_extra("export", ("torch", "onnx"))
+    from imgret.export import export_encoder
+
+    try:
+        result = export_encoder(source, output, flip_tta=flip_tta, int8=int8, model_id=model_id)
+    except ImgretError as exc:
+        raise click.ClickException(str(exc)) from exc
+    p = result.parity
+    click.echo(f"parity on {p.count} {p.source}: max abs diff {p.max_abs_diff:.2e}, min cosine {p.min_cosine:.7f}",
+               err=True)
+    if result.int8 is not None:
+        q = result.int8
+        click.echo(f"int8 vs fp32 on {q.count} pictures: mean top-{q.k} neighbour overlap {q.mean_topk_overlap:.3f}, "
+                   f"max abs diff {q.max_abs_diff:.4f}, min cosine {q.min_cosine:.5f}", err=True)
+    click.echo(f"wrote {result.path} ({result.info.model_id}, {result.info.embedding_dim}-d, "
+               f"{result.info.input_size}px)")
+    if result.int8 is not None:
+        click.echo(f"wrote {result.int8.path}")

@@ -1,0 +1,59 @@
+"""Fixtures for the torch tests: tiny generated pictures and small trained runs shared per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+
+def write_pictures(folder: Path, count: int, *, size: int = 32, seed: int = 0) -> list[Path]:
+    """``count`` small structured RGB PNGs (gradients and a block) in two class subfolders."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / (size - 1)
+    paths = []
+    for i in range(count):
+        sub = folder / ("cats" if i % 2 else "dogs")
+        sub.mkdir(parents=True, exist_ok=True)
+        c = rng.uniform(0, 1, (2, 3))
+        img = c[0] * yy[..., None] + c[1] * xx[..., None]
+        y0, x0 = rng.integers(0, size - 8, 2)
+        img[y0: y0 + 8, x0: x0 + 8] = rng.uniform(0, 1, 3)
+        path = sub / f"img{i:03d}.png"
+        Image.fromarray((np.clip(img / img.max(), 0, 1) * 255).astype(np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def pictures(tmp_path) -> Path:
+    folder = tmp_path / "data"
+    write_pictures(folder, 32)
+    return folder
+
+
+def small_config(data, out, **overrides):
+    from imgret.train import TrainConfig
+
+    values = {"data": str(data), "out": str(out), "image_size": 32, "epochs": 2, "batch_size": 8}
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory) -> dict[str, Path]:
+    """One 2-epoch run per architecture, trained once for all tests that only read them."""
+    from imgret.train import train
+
+    root = tmp_path_factory.mktemp("runs")
+    write_pictures(root / "data", 32)
+    runs = {}
+    for arch in ("conv", "seed"):
+        train(small_config(root / "data", root / arch, arch=arch))
+        runs[arch] = root / arch
+    return runs

@@ -55,8 +55,18 @@ def _require_train_extra(cmd: str, modules: tuple[str, ...] = ("torch",)) -> Non
 @click.option("--augment", is_flag=True, help="Random shift/zoom, mirror and erasing on inputs.")
 @click.option("--invariance", type=float, default=0.0, show_default=True,
               help="Weight of a term pulling the codes of two random views of a picture together.")
+@click.option("--invariance-loss", type=click.Choice(["cosine", "contrastive"]), default="cosine", show_default=True,
+              help="cosine: pull the two views' codes together; contrastive: also push other pictures' codes away.")
+@click.option("--temperature", type=float, default=0.2, show_default=True, help="Temperature of the contrastive term.")
+@click.option("--colour-jitter", type=float, default=0.0, show_default=True,
+              help="Views get brightness/contrast/saturation scaled by 1 ± this (and a small hue turn).")
+@click.option("--rotate", type=float, default=0.0, show_default=True, help="Views are rotated up to this many degrees.")
+@click.option("--min-scale", type=float, default=0.75, show_default=True, help="Views zoom in to at most this share of the side.")
+@click.option("--decoder", type=click.Choice(["full", "light"]), default="full", show_default=True,
+              help="conv decoder size; light trains about 4x faster on a CPU (the decoder is not exported).")
 def train_command(data, out, arch, latent_dim, image_size, epochs, batch_size, lr, schedule, val_split, seed,
-                  workers, device, resume, max_images, denoise, noise_std, augment, invariance):
+                  workers, device, resume, max_images, denoise, noise_std, augment, invariance, invariance_loss,
+                  temperature, colour_jitter, rotate, min_scale, decoder):
     """Train an autoencoder on the pictures in DATA and keep its checkpoints in a run folder.
 
     Pictures are found recursively (class subfolders are ignored). If DATA has train/ (and val/)
@@ -76,7 +86,9 @@ def train_command(data, out, arch, latent_dim, image_size, epochs, batch_size, l
     config = TrainConfig(data=data, out=out, arch=arch, latent_dim=latent_dim, image_size=image_size,
                          epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, val_split=val_split,
                          seed=seed, workers=workers, device=device, max_images=max_images, denoise=denoise,
-                         noise_std=noise_std, augment=augment, invariance=invariance)
+                         noise_std=noise_std, augment=augment, invariance=invariance,
+                         invariance_loss=invariance_loss, temperature=temperature, colour_jitter=colour_jitter,
+                         rotate=rotate, min_scale=min_scale, decoder=decoder)
     try:
         result = train(config, resume=resume, stream=sys.stderr)
     except TrainingInterrupted as exc:

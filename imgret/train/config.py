@@ -44,6 +44,12 @@ class TrainConfig:
     noise_std: float = 0.1
     augment: bool = False
     invariance: float = 0.0
+    invariance_loss: str = "cosine"  # "cosine": 1 - cos of the two views; "contrastive": InfoNCE in the batch
+    temperature: float = 0.2
+    colour_jitter: float = 0.0  # views: brightness/contrast/saturation 1 ± this, hue turned by a fifth of it
+    rotate: float = 0.0  # views: rotation up to this many degrees either way
+    min_scale: float = 0.75  # views: smallest zoom (share of the side kept)
+    decoder: str = "full"  # conv decoder size: "full" or "light" (about 4x cheaper to train)
     recon_count: int = 8
 
     def resolved(self) -> TrainConfig:
@@ -60,6 +66,12 @@ class TrainConfig:
             raise TrainingError("--val-split must be in [0, 1)")
         if self.epochs < 1 or self.batch_size < 1 or latent < 1 or self.lr <= 0:
             raise TrainingError("epochs, batch size, latent size and learning rate must be positive")
+        if self.decoder not in ("full", "light"):
+            raise TrainingError("--decoder must be full or light")
+        if self.invariance_loss not in ("cosine", "contrastive"):
+            raise TrainingError("--invariance-loss must be cosine or contrastive")
+        if self.temperature <= 0 or not 0 < self.min_scale <= 1 or self.colour_jitter < 0 or self.rotate < 0:
+            raise TrainingError("--temperature, --min-scale, --colour-jitter and --rotate are out of range")
         if self.invariance < 0 or self.noise_std < 0:
             raise TrainingError("--invariance and --noise-std must not be negative")
         values = asdict(self)

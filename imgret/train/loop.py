@@ -95,9 +95,16 @@ def seed_everything(seed: int) -> None:
 def _batch_loss(model, x: torch.Tensor, config: TrainConfig, gen: torch.Generator) -> torch.Tensor:
     """Reconstruction MSE of the (corrupted) input against its clean target, plus the invariance term."""
     two_views = config.invariance > 0
-    target = augment.random_view(x, gen) if (config.augment or two_views) else x
+
+    def view(batch: torch.Tensor) -> torch.Tensor:
+        out = augment.random_view(batch, gen, min_scale=config.min_scale, rotate=config.rotate)
+        if config.colour_jitter > 0:
+            out = augment.colour_jitter(out, gen, amount=config.colour_jitter, hue=config.colour_jitter / 5)
+        return out
+
+    target = view(x) if (config.augment or two_views) else x
     if two_views:
-        target = torch.cat([target, augment.random_view(x, gen)])
+        target = torch.cat([target, view(x)])
     inputs = augment.random_erase(target, gen) if config.augment else target
     if config.denoise:
         inputs = augment.add_noise(inputs, config.noise_std, gen)
@@ -105,7 +112,11 @@ def _batch_loss(model, x: torch.Tensor, config: TrainConfig, gen: torch.Generato
     loss = F.mse_loss(recon.float(), target.float())
     if two_views:
         z1, z2 = z.float().chunk(2)
-        loss = loss + config.invariance * (1.0 - F.cosine_similarity(z1, z2, dim=1)).mean()
+        if config.invariance_loss == "contrastive":
+            agreement = augment.nt_xent(z1, z2, config.temperature)
+        else:
+            agreement = (1.0 - F.cosine_similarity(z1, z2, dim=1)).mean()
+        loss = loss + config.invariance * agreement
     return loss
 
 

@@ -15,6 +15,11 @@ from torch import nn
 from imgret.train.config import TrainConfig
 
 
+# The decoder only serves training (export keeps the encoder); "light" costs about a quarter of "full"
+# and is what CPU-trained recipes use.
+DECODERS = {"full": (128, 128, 64, 32, 32), "light": (128, 64, 32, 16, 16)}
+
+
 class SeedAutoencoder(nn.Module):
     """Port of the original Keras autoencoder: Conv(32)/Conv(64) stride 2, ReLU then BatchNorm."""
 
@@ -51,7 +56,8 @@ def _stage(cin: int, cout: int, stride: int) -> nn.Sequential:
 class ConvAutoencoder(nn.Module):
     """Four stride-2 conv stages (32-64-128-256, BN+ReLU), global average pooling, linear latent."""
 
-    def __init__(self, image_size: int, latent_dim: int = 128, widths: tuple[int, ...] = (32, 64, 128, 256)) -> None:
+    def __init__(self, image_size: int, latent_dim: int = 128, widths: tuple[int, ...] = (32, 64, 128, 256),
+                 decoder_widths: tuple[int, ...] = (128, 128, 64, 32, 32)) -> None:
         super().__init__()
         self.grid = image_size // 2 ** len(widths)
         stages, cin = [], 3
@@ -60,7 +66,7 @@ class ConvAutoencoder(nn.Module):
             cin = w
         self.encoder = nn.Sequential(*stages, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, latent_dim))
         self.decoder_head = nn.Linear(latent_dim, 256)
-        dec_widths = (128, 128, 64, 32, 32)
+        dec_widths = decoder_widths
         layers = [_stage(256 + 2, dec_widths[0], 1)]
         for a, b in zip(dec_widths[:-1], dec_widths[1:], strict=True):
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), _stage(a, b, 1)]
@@ -84,7 +90,7 @@ def build_autoencoder(config: TrainConfig) -> nn.Module:
     """The autoencoder named by ``config.arch`` (config must be :meth:`~TrainConfig.resolved`)."""
     if config.arch == "seed":
         return SeedAutoencoder(config.image_size, config.latent_dim)
-    return ConvAutoencoder(config.image_size, config.latent_dim)
+    return ConvAutoencoder(config.image_size, config.latent_dim, decoder_widths=DECODERS[config.decoder])
 
 
 def to_model_input(images: torch.Tensor) -> torch.Tensor:

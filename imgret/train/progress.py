@@ -12,20 +12,23 @@ class ProgressLine:
     def __init__(self, stream: TextIO | None, label: str, total: int, width: int = 24) -> None:
         self.stream, self.label, self.total, self.width = stream, label, max(total, 1), width
         self.start = self.last = time.monotonic()
+        # On a terminal redraw in place; in a log file write a plain line every half minute instead.
+        self.tty = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
+        self.every = 0.1 if self.tty else 30.0
 
     def update(self, done: int, loss: float | None = None) -> None:
         if self.stream is None:
             return
         now = time.monotonic()
-        if done < self.total and now - self.last < 0.1:
+        if done < self.total and now - self.last < self.every:
             return
         self.last = now
         filled = int(self.width * done / self.total)
         rate = done / max(now - self.start, 1e-9)
-        text = f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total}"
+        text = f"{chr(13) if self.tty else ''}{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total}"
         if loss is not None:
             text += f" loss {loss:.5f}"
-        self.stream.write(text + f" {rate:.1f} it/s ")
+        self.stream.write(text + f" {rate:.1f} it/s " + ("" if self.tty else "\n"))
         self.stream.flush()
 
     def close(self, note: str = "") -> None:

@@ -1,0 +1,49 @@
+"""View augmentations and the contrastive agreement term used by the quality recipes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import small_config  # noqa: E402
+
+from imgret.train import augment  # noqa: E402
+
+
+def test_colour_jitter_changes_colour_but_stays_in_range():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 16, 16)
+    y = augment.colour_jitter(x, g, amount=0.4, hue=0.08)
+    assert y.shape == x.shape and float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    assert float((y - x).abs().mean()) > 0.01
+    same = augment.colour_jitter(x, torch.Generator().manual_seed(0), amount=0.0, hue=0.0)
+    assert torch.allclose(same, x, atol=1e-5)
+
+
+def test_rotated_view_of_a_centred_square_keeps_it_centred():
+    g = torch.Generator().manual_seed(1)
+    x = torch.zeros(1, 3, 32, 32)
+    x[:, :, 12:20, 12:20] = 1.0
+    y = augment.random_view(x, g, min_scale=1.0, max_shift=0.0, rotate=10.0)
+    assert float(y[0, :, 14:18, 14:18].mean()) > 0.9
+    assert float(y[0, :, :4, :4].mean()) < 0.05
+
+
+def test_nt_xent_prefers_matching_pairs():
+    z = torch.nn.functional.normalize(torch.randn(8, 16), dim=1)
+    matched = augment.nt_xent(z, z + 0.01 * torch.randn(8, 16), 0.2)
+    shuffled = augment.nt_xent(z, z[torch.randperm(8)], 0.2)
+    assert float(matched) < float(shuffled)
+    assert float(matched) < math.log(15)
+
+
+def test_contrastive_recipe_trains(pictures, tmp_path):
+    from imgret.train import train
+
+    config = small_config(pictures, tmp_path / "run", invariance=1.0, invariance_loss="contrastive",
+                          colour_jitter=0.3, rotate=8.0, decoder="light", augment=True)
+    result = train(config)
+    assert math.isfinite(result.val_loss)

@@ -14,7 +14,6 @@ from torch import nn
 
 from imgret.train.config import TrainConfig
 
-
 # The decoder only serves training (export keeps the encoder); "light" costs about a quarter of "full"
 # and is what CPU-trained recipes use.
 DECODERS = {"full": (128, 128, 64, 32, 32), "light": (128, 64, 32, 16, 16)}

@@ -1,11 +1,13 @@
 """Where library exceptions become one clear line on stderr and an exit code.
 
 Library errors exit 1; usage errors (bad options, missing arguments) exit 2; Ctrl-C exits 130.
-No traceback reaches the user.
+A full disk (ENOSPC, EFBIG, EDQUOT) and a damaged or unwritable SQLite catalogue also exit 1 with one
+line that says what to do. No traceback reaches the user.
 """
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import click
@@ -41,6 +43,41 @@ def run_cli(group: click.Group, args=None) -> int:
         # The reader of our output went away (e.g. `| head`); that is not an error.
         sys.stderr.close()
         return 0
+    except Exception as exc:
+        message = storage_message(exc)
+        if message is None:
+            raise
+        click.echo(f"imgret: error: {_one_line(message)}", err=True)
+        return 1
+
+
+NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+KEPT = "the library keeps everything committed before this"
+
+
+def storage_message(exc: BaseException) -> str | None:
+    """A clear message for a full disk, a damaged/unwritable catalogue or another operating-system error
+    (a file that cannot be written, say), or ``None`` for anything else, which is a bug to show."""
+    if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"no space left to write{where} ({exc.strerror}); free some space and run again; {KEPT}"
+    if isinstance(exc, OSError) and exc.strerror:  # e.g. --montage into a folder that does not exist
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    if type(exc).__module__ != "sqlite3":  # not importing sqlite3 here keeps `imgret --help` quick
+        return None
+    text = str(exc)
+    if "full" in text or "disk I/O" in text:
+        return (f"cannot write the library catalogue ({text}): the disk is probably full; "
+                f"free some space and run again; {KEPT}")
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return (f"the library catalogue is damaged ({text}); move the library folder aside and run "
+                "`imgret index FOLDER` again to rebuild it")
+    if "locked" in text or "busy" in text:
+        return f"the library catalogue is busy ({text}); try again in a moment"
+    if "readonly" in text or "read-only" in text:
+        return f"the library catalogue cannot be written ({text}); check the library folder's permissions"
+    return None
 
 
 def _one_line(text: str) -> str:

@@ -20,6 +20,8 @@ import numpy as np
 from imgret.errors import LibraryError
 
 CATALOGUE_FORMAT = 1
+# What to do about a damaged catalogue. The pictures are untouched, so a fresh library rebuilds it all.
+RECOVERY = "move the library folder aside (or delete it) and run `imgret index FOLDER` again to rebuild it"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
@@ -78,14 +80,16 @@ class Catalogue:
                 self.db.commit()
             check = self.db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
-                raise LibraryError(f"catalogue {path} is damaged ({check})")
+                raise LibraryError(f"catalogue {path} is damaged ({check}); {RECOVERY}")
             # Touch the tables so a non-database file fails here, not later.
             self.db.execute("SELECT count(*) FROM files").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise LibraryError(
-                f"catalogue {path} is damaged or not an imgret catalogue ({exc}); "
-                "move the library folder aside and run `imgret index --rebuild`"
-            ) from exc
+            if hasattr(self, "db"):
+                self.db.close()
+            raise LibraryError(f"catalogue {path} is damaged or not an imgret catalogue ({exc}); {RECOVERY}") from exc
+        except LibraryError:
+            self.db.close()
+            raise
 
     # -- meta ---------------------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:

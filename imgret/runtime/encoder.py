@@ -109,6 +109,8 @@ class Encoder:
         if OUTPUT_NAME not in names:
             raise ModelError(f"{self.path}: no output named {OUTPUT_NAME!r}")
         out = outputs[names.index(OUTPUT_NAME)]
+        if out.type != "tensor(float)":
+            raise ModelError(f"{self.path}: output must be float32, found {out.type}")
         if len(out.shape) != 2 or (isinstance(out.shape[1], int) and out.shape[1] != self.info.embedding_dim):
             raise ModelError(f"{self.path}: output shape {out.shape} does not match [batch, {self.dim}]")
 

@@ -21,6 +21,9 @@ from imgret.runtime.scan import Found, Skipped, scan
 COMMIT_EVERY = 256
 COMMIT_SECONDS = 10.0
 CHUNK = 16  # files per worker task
+# Skips not remembered in the catalogue, so the next run tries again: fixing a file's permissions
+# changes neither its size nor its mtime, and a remembered skip would never be retried.
+RETRY_REASONS = ("missing", "permission-denied", "unreadable")
 _fault_hook: Callable[[str], None] | None = None  # tests install one to kill at named commit points
 
 
@@ -31,6 +34,14 @@ def _fault(point: str) -> None:
             os.kill(os.getpid(), 9)
     elif hook is not None:
         hook(point)
+
+
+def _commit_every() -> int:
+    """:data:`COMMIT_EVERY`, or ``$IMGRET_COMMIT_EVERY`` (crash tests commit every few files)."""
+    try:
+        return max(1, int(os.environ.get("IMGRET_COMMIT_EVERY", COMMIT_EVERY)))
+    except ValueError:
+        return COMMIT_EVERY
 
 
 def index_folder(library, root, *, progress=None, workers: int | None = None, follow_outside: bool = False):
@@ -122,6 +133,7 @@ def _embed_all(library, todo: list[Found], report, *, progress, workers) -> None
     since_commit = 0
     last_commit = time.monotonic()
     done = 0
+    commit_every = _commit_every()
 
     def flush() -> None:
         nonlocal pending
@@ -136,10 +148,12 @@ def _embed_all(library, todo: list[Found], report, *, progress, workers) -> None
     for prep in _prepared_stream([f.path for f in todo], enc.size, workers):
         found = by_path[prep.path]
         if prep.pixels is None:
-            if prep.reason not in ("missing",):
+            if prep.reason not in RETRY_REASONS:
                 cat.put_skipped(found.path, found.size, found.mtime_ns, prep.reason or "unreadable", prep.sha256)
             report.skip(found.path, prep.reason or "unreadable")
         else:
+            if prep.sha256 and any(p.sha256 == prep.sha256 for p, _ in pending):
+                flush()  # a duplicate of a picture still waiting to be embedded: embed it, then reuse
             reuse = cat.vector_by_hash(prep.sha256) if prep.sha256 else None
             if reuse is not None and reuse.shape == (enc.dim,):
                 report.reused += 1
@@ -152,7 +166,7 @@ def _embed_all(library, todo: list[Found], report, *, progress, workers) -> None
         since_commit += 1
         if progress:
             progress(done, len(todo))
-        if since_commit >= COMMIT_EVERY or time.monotonic() - last_commit > COMMIT_SECONDS:
+        if since_commit >= commit_every or time.monotonic() - last_commit > COMMIT_SECONDS:
             flush()
             _fault("before-batch-commit")
             cat.bump_generation()

@@ -134,6 +134,10 @@ class Library:
             raise LibraryError(
                 f"no library at {self.folder}: run `imgret index FOLDER` first (or pass --index / IMGRET_INDEX)"
             )
+        encoder = None
+        if model is not None or not cat_path.is_file():  # check a named or default model before touching
+            ref, path = models.resolve(model)
+            encoder = Encoder(path, threads=threads, name=ref)
         if writable:
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
@@ -149,12 +153,13 @@ class Library:
             raise
         try:
             recorded = self.catalogue.meta()
-            if model is None and recorded.get("model_ref"):
-                ref, path = models.resolve(recorded["model_ref"])
-            else:
-                ref, path = models.resolve(model)
-            self.encoder = Encoder(path, threads=threads, name=ref)
-            self.model_ref = ref
+            if not writable and "model_fingerprint" not in recorded:
+                raise LibraryError(f"library {self.folder} has no model recorded; run `imgret index` first")
+            if encoder is None:
+                ref, path = models.resolve(recorded.get("model_ref") or None)
+                encoder = Encoder(path, threads=threads, name=ref)
+            self.encoder = encoder
+            self.model_ref = encoder.name
             self._check_model(recorded, rebuild)
         except BaseException:
             self.close()

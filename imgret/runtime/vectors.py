@@ -18,6 +18,7 @@ import numpy as np
 # Below this many vectors a query is an exact (brute-force) scan; above it, the HNSW graph.
 EXACT_SEARCH_LIMIT = 20_000
 USEARCH_METRIC = {"cosine": "cos", "l2": "l2sq"}
+TEMP_PREFIX, TEMP_SUFFIX = ".vectors-", ".tmp"
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,16 @@ def build(keys: np.ndarray, vectors: np.ndarray, metric: str):
 
 
 def save_atomic(index, path: str) -> SavedIndex:
-    """Serialise ``index`` to ``path`` via temp file + fsync + rename; return its checksum record."""
+    """Serialise ``index`` to ``path`` via temp file + fsync + rename; return its checksum record.
+
+    The caller holds the library's writer lock, so any earlier temporary file in the folder was left by
+    a writer that was killed mid-save; it is removed here rather than left to pile up.
+    """
     data = bytes(index.save())
     digest = hashlib.sha256(data).hexdigest()
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".vectors-", suffix=".tmp", dir=folder)
+    _remove_stale_temps(folder)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -104,6 +110,19 @@ def search(index, queries: np.ndarray, count: int) -> list[tuple[np.ndarray, np.
         n = int(counts[i])
         out.append((keys[i, :n].astype(np.uint64), dists[i, :n].astype(np.float32)))
     return out
+
+
+def _remove_stale_temps(folder: str) -> None:
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
 
 
 def _fsync_dir(folder: str) -> None:

@@ -89,6 +89,10 @@ def query_command(images, number, index_dir, model, include_self, as_json, paths
     from imgret.runtime.library import Library
     from imgret.runtime.scan import Found, scan
 
+    if montage:
+        parent = os.path.dirname(os.path.abspath(montage))
+        if os.path.isdir(montage) or not os.path.isdir(parent):
+            raise click.BadParameter(f"cannot write a picture to {montage!r}", param_hint="--montage")
     queries: list[str] = []
     for item in images:
         if os.path.isdir(item):

@@ -7,8 +7,21 @@ import os
 import sys
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+
+
 def printable(path: str) -> str:
-    """A path as text for tables and JSON: undecodable bytes become ``\\xNN`` escapes."""
+    """A path as safe text for tables, messages and JSON.
+
+    Undecodable bytes become ``\\xNN`` escapes, and so do control characters (newline, tab, terminal
+    escape sequences), so a hostile file name can neither break line-based output nor drive the
+    terminal. ``--paths`` (``-0``) prints the raw bytes instead.
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace").translate(_CONTROL)
+
+
+def json_text(path: str) -> str:
+    """A path for JSON: exact where it is valid UTF-8 (JSON escapes control characters itself)."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
@@ -31,9 +44,9 @@ def json_lines(results) -> None:
             print(
                 json.dumps(
                     {
-                        "query": printable(result.query),
+                        "query": json_text(result.query),
                         "rank": hit.rank,
-                        "path": printable(hit.path),
+                        "path": json_text(hit.path),
                         "distance": round(float(hit.distance), 6),
                     },
                     ensure_ascii=False,

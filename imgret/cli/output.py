@@ -6,7 +6,6 @@ import json
 import os
 import sys
 
-
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
 
 

@@ -153,3 +153,15 @@ def test_python_dash_m_works():
 
     out = subprocess.run([sys.executable, "-m", "imgret", "--version"], capture_output=True, text=True, check=True)
     assert "imgret" in out.stdout
+
+
+def test_info_works_even_when_the_model_file_is_gone(imgret, photos, tmp_path):
+    from fakes import make_thumbnail_model
+
+    model = make_thumbnail_model(tmp_path / "gone.onnx")
+    imgret("index", photos, "--model", model)
+    model.unlink()
+    r = imgret("info")
+    assert r.code == 0 and "pictures:   12" in r.stdout
+    q = imgret("query", photos / "scene000.png")
+    assert q.code == 1 and "model file not found" in q.stderr

@@ -131,7 +131,7 @@ def info_command(index_dir, as_json):
     """
     from imgret.runtime.library import Library
 
-    with Library(index_dir) as lib:
+    with Library(index_dir, load_model=False) as lib:
         info = lib.info()
     if as_json:
         click.echo(json.dumps(info, indent=2, sort_keys=True))

@@ -122,7 +122,9 @@ class Library:
         writable: bool = False,
         rebuild: bool = False,
         threads: int | None = None,
+        load_model: bool = True,
     ) -> None:
+        """``load_model=False`` (read-only only) opens the catalogue without the encoder, for ``info``."""
         from imgret import models
 
         self.folder = Path(folder) if folder is not None else default_library_dir()
@@ -135,7 +137,9 @@ class Library:
                 f"no library at {self.folder}: run `imgret index FOLDER` first (or pass --index / IMGRET_INDEX)"
             )
         encoder = None
-        if model is not None or not cat_path.is_file():  # check a named or default model before touching
+        if not load_model and writable:
+            raise ValueError("a writable library needs its model")
+        if load_model and (model is not None or not cat_path.is_file()):  # check a named or default model before touching
             ref, path = models.resolve(model)
             encoder = Encoder(path, threads=threads, name=ref)
         if writable:
@@ -155,6 +159,10 @@ class Library:
             recorded = self.catalogue.meta()
             if not writable and "model_fingerprint" not in recorded:
                 raise LibraryError(f"library {self.folder} has no model recorded; run `imgret index` first")
+            if not load_model:
+                self.encoder = None
+                self.model_ref = recorded.get("model_ref")
+                return
             if encoder is None:
                 ref, path = models.resolve(recorded.get("model_ref") or None)
                 encoder = Encoder(path, threads=threads, name=ref)

@@ -45,6 +45,12 @@ RECIPES: dict[str, dict] = {
                                         temperature=0.2, min_scale=0.6, colour_jitter=0.3, batch_size=256,
                                         lr=2e-3),
                              export=dict(flip_tta=True)),
+    # Same with a softer contrastive term (temperature 0.5) and milder views (zoom to 80%, rotation 8°).
+    "conv-contrastive-t05": dict(train=dict(arch="conv", image_size=32, latent_dim=128, epochs=6, decoder="light",
+                                            augment=True, invariance=1.0, invariance_loss="contrastive",
+                                            temperature=0.5, min_scale=0.8, colour_jitter=0.2, rotate=8.0,
+                                            batch_size=256, lr=2e-3),
+                                 export=dict(flip_tta=True)),
 }
 
 

@@ -6,7 +6,8 @@ import csv
 import json
 import os
 
-COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
+# train_loss is the whole objective; train_mse its reconstruction part, comparable with val_loss.
+COLUMNS = ("epoch", "train_loss", "train_mse", "val_loss", "lr", "seconds")
 
 
 def write_history(run_dir: str, history: list[dict]) -> None:

@@ -92,8 +92,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _batch_loss(model, x: torch.Tensor, config: TrainConfig, gen: torch.Generator) -> torch.Tensor:
-    """Reconstruction MSE of the (corrupted) input against its clean target, plus the invariance term."""
+def _batch_loss(model, x: torch.Tensor, config: TrainConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reconstruction MSE of the (corrupted) input against its clean target, plus the invariance term.
+
+    Returns ``(loss, mse)``: the objective, and its reconstruction part alone (comparable with the
+    validation loss, which is reconstruction MSE)."""
     two_views = config.invariance > 0
 
     def view(batch: torch.Tensor) -> torch.Tensor:
@@ -109,7 +112,8 @@ def _batch_loss(model, x: torch.Tensor, config: TrainConfig, gen: torch.Generato
     if config.denoise:
         inputs = augment.add_noise(inputs, config.noise_std, gen)
     recon, z = model(inputs)
-    loss = F.mse_loss(recon.float(), target.float())
+    mse = F.mse_loss(recon.float(), target.float())
+    loss = mse
     if two_views:
         z1, z2 = z.float().chunk(2)
         if config.invariance_loss == "contrastive":
@@ -117,7 +121,7 @@ def _batch_loss(model, x: torch.Tensor, config: TrainConfig, gen: torch.Generato
         else:
             agreement = (1.0 - F.cosine_similarity(z1, z2, dim=1)).mean()
         loss = loss + config.invariance * agreement
-    return loss
+    return loss, mse.detach()
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -223,17 +227,18 @@ def train(
             loader = torch.utils.data.DataLoader(train_set, shuffle=True, generator=shuffle_gen, **loader_args)
             model.train()
             bar = ProgressLine(stream, f"epoch {epoch + 1}/{config.epochs}", len(loader))
-            total, seen = 0.0, 0
+            total, total_mse, seen = 0.0, 0.0, 0
             for i, batch in enumerate(loader, 1):
                 x = to_model_input(batch.to(device, non_blocking=use_cuda))
                 with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
-                    loss = _batch_loss(model, x, config, aug_gen)
+                    loss, mse = _batch_loss(model, x, config, aug_gen)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
                 total += float(loss.detach()) * len(batch)
+                total_mse += float(mse) * len(batch)
                 seen += len(batch)
                 bar.update(i, total / seen)
             train_loss = total / seen
@@ -243,7 +248,7 @@ def train(
                                                     config, use_amp, has_val=len(val_set) > 0)
             seconds = time.monotonic() - started
             epoch_seconds.append(seconds)
-            row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
+            row = {"epoch": epoch + 1, "train_loss": train_loss, "train_mse": total_mse / seen, "val_loss": val_loss,
                    "lr": scheduler.get_last_lr()[0], "seconds": round(seconds, 3)}
             history.append(row)
             score = val_loss if val_loss is not None else train_loss

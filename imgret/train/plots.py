@@ -18,17 +18,19 @@ def _save(img: Image.Image, path: str) -> None:
 
 
 def loss_chart(history: list[dict], path: str, *, width: int = 640, height: int = 400) -> None:
-    """Train and validation loss per epoch as a line chart (log scale when the range is wide)."""
+    """Train and validation reconstruction loss per epoch as a line chart (log scale when the range is
+    wide). The training series is the reconstruction part of the objective (``train_mse``) when the
+    history has it, so both lines measure the same thing."""
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
     left, right, top, bottom = 70, width - 20, 30, height - 40
     series = {
-        "train": [(r["epoch"], r["train_loss"]) for r in history],
+        "train": [(r["epoch"], r.get("train_mse", r["train_loss"])) for r in history],
         "val": [(r["epoch"], r["val_loss"]) for r in history if r.get("val_loss") is not None],
     }
     values = [v for pts in series.values() for _, v in pts if v is not None and math.isfinite(v) and v > 0]
     draw.rectangle([left, top, right, bottom], outline="black")
-    draw.text((left, 8), "loss per epoch  (blue: train, red: validation)", fill="black")
+    draw.text((left, 8), "reconstruction MSE per epoch  (blue: train, red: validation)", fill="black")
     if values:
         lo, hi = min(values), max(values)
         use_log = hi / lo > 20

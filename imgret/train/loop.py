@@ -286,15 +286,22 @@ def _validate(model, dataset: CachedImages, device, config: TrainConfig, use_amp
     loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=False,
                                          num_workers=0 if not has_val else config.workers)
     total, seen = 0.0, 0
+    # Show pictures spread over the whole set, not the first few (often near-identical neighbours).
+    n = len(dataset)
+    show = torch.linspace(0, n - 1, min(config.recon_count, n)).round().long().tolist() if n else []
+    picked = torch.stack([torch.as_tensor(np.asarray(dataset[i])) for i in show]) if show else None
     originals = recons = None
+    if picked is not None:
+        with torch.no_grad(), torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+            x = to_model_input(picked.to(device))
+            recon, _ = model(x)
+        originals, recons = _to_uint8(x), _to_uint8(recon)
     for batch in loader:
+        if not has_val:
+            break
         x = to_model_input(batch.to(device))
         with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
             recon, _ = model(x)
-        if originals is None:
-            originals, recons = _to_uint8(x[: config.recon_count]), _to_uint8(recon[: config.recon_count])
-        if not has_val:
-            break
         total += float(F.mse_loss(recon.float(), x, reduction="sum")) / x[0].numel()
         seen += len(batch)
     return (total / seen if has_val else None), originals, recons

@@ -51,6 +51,12 @@ RECIPES: dict[str, dict] = {
                                             temperature=0.5, min_scale=0.8, colour_jitter=0.2, rotate=8.0,
                                             batch_size=256, lr=2e-3),
                                  export=dict(flip_tta=True)),
+    # Contrastive term on a training-only projection head (the exported embedding is below it).
+    "conv-contrastive-proj": dict(train=dict(arch="conv", image_size=32, latent_dim=128, epochs=6, decoder="light",
+                                             augment=True, invariance=1.0, invariance_loss="contrastive",
+                                             temperature=0.5, min_scale=0.8, colour_jitter=0.2, rotate=8.0,
+                                             batch_size=256, lr=2e-3, projector=True),
+                                  export=dict(flip_tta=True)),
 }
 
 

@@ -64,9 +64,11 @@ def _require_train_extra(cmd: str, modules: tuple[str, ...] = ("torch",)) -> Non
 @click.option("--min-scale", type=float, default=0.75, show_default=True, help="Views zoom in to at most this share of the side.")
 @click.option("--decoder", type=click.Choice(["full", "light"]), default="full", show_default=True,
               help="conv decoder size; light trains about 4x faster on a CPU (the decoder is not exported).")
+@click.option("--projector", is_flag=True,
+              help="Apply the agreement term to a small training-only head above the embedding.")
 def train_command(data, out, arch, latent_dim, image_size, epochs, batch_size, lr, schedule, val_split, seed,
                   workers, device, resume, max_images, denoise, noise_std, augment, invariance, invariance_loss,
-                  temperature, colour_jitter, rotate, min_scale, decoder):
+                  temperature, colour_jitter, rotate, min_scale, decoder, projector):
     """Train an autoencoder on the pictures in DATA and keep its checkpoints in a run folder.
 
     Pictures are found recursively (class subfolders are ignored). If DATA has train/ (and val/)
@@ -88,7 +90,8 @@ def train_command(data, out, arch, latent_dim, image_size, epochs, batch_size, l
                          seed=seed, workers=workers, device=device, max_images=max_images, denoise=denoise,
                          noise_std=noise_std, augment=augment, invariance=invariance,
                          invariance_loss=invariance_loss, temperature=temperature, colour_jitter=colour_jitter,
-                         rotate=rotate, min_scale=min_scale, decoder=decoder)
+                         rotate=rotate, min_scale=min_scale, decoder=decoder,
+                         projector=projector)
     try:
         result = train(config, resume=resume, stream=sys.stderr)
     except TrainingInterrupted as exc:

@@ -112,7 +112,7 @@ def export_encoder(
     # The objective, so a reader of the model knows how it was trained (not just on what).
     training["recipe"] = {k: getattr(config, k) for k in (
         "augment", "denoise", "invariance", "invariance_loss", "temperature", "colour_jitter", "rotate",
-        "min_scale", "decoder", "batch_size", "lr", "schedule", "seed") if hasattr(config, k)}
+        "min_scale", "decoder", "projector", "batch_size", "lr", "schedule", "seed") if hasattr(config, k)}
     info = ModelInfo(
         model_id=model_id or f"imgret-{config.arch}-{config.latent_dim}d-{config.image_size}px-{sha[:8]}",
         input_size=config.image_size, embedding_dim=config.latent_dim, metric="cosine", l2_normalised=True,

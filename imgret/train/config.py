@@ -49,6 +49,7 @@ class TrainConfig:
     colour_jitter: float = 0.0  # views: brightness/contrast/saturation 1 ± this, hue turned by a fifth of it
     rotate: float = 0.0  # views: rotation up to this many degrees either way
     min_scale: float = 0.75  # views: smallest zoom (share of the side kept)
+    projector: bool = False  # agreement term on a training-only head above the embedding
     decoder: str = "full"  # conv decoder size: "full" or "light" (about 4x cheaper to train)
     recon_count: int = 8
 

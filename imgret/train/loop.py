@@ -115,6 +115,8 @@ def _batch_loss(model, x: torch.Tensor, config: TrainConfig, gen: torch.Generato
     mse = F.mse_loss(recon.float(), target.float())
     loss = mse
     if two_views:
+        if config.projector:
+            z = model.projector(z)
         z1, z2 = z.float().chunk(2)
         if config.invariance_loss == "contrastive":
             agreement = augment.nt_xent(z1, z2, config.temperature)

@@ -88,8 +88,13 @@ class ConvAutoencoder(nn.Module):
 def build_autoencoder(config: TrainConfig) -> nn.Module:
     """The autoencoder named by ``config.arch`` (config must be :meth:`~TrainConfig.resolved`)."""
     if config.arch == "seed":
-        return SeedAutoencoder(config.image_size, config.latent_dim)
-    return ConvAutoencoder(config.image_size, config.latent_dim, decoder_widths=DECODERS[config.decoder])
+        model = SeedAutoencoder(config.image_size, config.latent_dim)
+    else:
+        model = ConvAutoencoder(config.image_size, config.latent_dim, decoder_widths=DECODERS[config.decoder])
+    if config.projector:
+        # A small head used only by the agreement term; the embedding (and the export) is its input.
+        model.projector = nn.Sequential(nn.Linear(config.latent_dim, 256), nn.ReLU(inplace=True), nn.Linear(256, 128))
+    return model
 
 
 def to_model_input(images: torch.Tensor) -> torch.Tensor:

@@ -47,3 +47,17 @@ def test_contrastive_recipe_trains(pictures, tmp_path):
                           colour_jitter=0.3, rotate=8.0, decoder="light", augment=True)
     result = train(config)
     assert math.isfinite(result.val_loss)
+
+
+def test_projector_head_trains_and_is_not_exported(pictures, tmp_path):
+    import onnxruntime as ort
+
+    from imgret.export import export_encoder
+    from imgret.train import train
+
+    config = small_config(pictures, tmp_path / "run", invariance=1.0, invariance_loss="contrastive",
+                          projector=True, decoder="light", augment=True, latent_dim=32)
+    train(config)
+    out = export_encoder(tmp_path / "run", tmp_path / "e.onnx")
+    sess = ort.InferenceSession(str(out.path))
+    assert sess.get_outputs()[0].shape[1] == 32  # the embedding, not the 128-d projection

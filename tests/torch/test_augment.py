@@ -61,3 +61,11 @@ def test_projector_head_trains_and_is_not_exported(pictures, tmp_path):
     out = export_encoder(tmp_path / "run", tmp_path / "e.onnx")
     sess = ort.InferenceSession(str(out.path))
     assert sess.get_outputs()[0].shape[1] == 32  # the embedding, not the 128-d projection
+
+
+def test_dataloader_workers_train_like_the_main_process(pictures, tmp_path):
+    from imgret.train import train
+
+    one = train(small_config(pictures, tmp_path / "w0", epochs=1, workers=0))
+    two = train(small_config(pictures, tmp_path / "w2", epochs=1, workers=2))
+    assert math.isclose(one.val_loss, two.val_loss, rel_tol=1e-5)

@@ -151,3 +151,30 @@ def test_index_and_query_path_never_imports_torch_or_onnx(tmp_path, fake_model):
                                     photo=str(photos / "scene000.png"))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert "LOADED []" in out.stdout
+
+
+def test_index_file_is_updated_in_place_and_matches_a_full_rebuild(tmp_path, fake_model):
+    photos, libdir = _indexed(tmp_path, fake_model)
+    (photos / "scene001.png").unlink()
+    scene(50).save(photos / "scene002.png")  # same key, new vector
+    os.utime(photos / "scene002.png", ns=(5, 5))
+    scene(51).save(photos / "new.png")
+    with Library(libdir, writable=True) as lib:
+        calls = []
+        real = lib.refresh_index
+
+        def spy():
+            calls.append(real())
+            return calls[-1]
+
+        lib.refresh_index = spy
+        lib.index(photos)
+        assert calls == ["updated"]
+        queries = [str(p) for p in sorted(photos.iterdir())]
+        incremental = [[h.path for h in r.hits] for r in lib.query(queries, 10, include_self=True)]
+        keys, vecs = lib.catalogue.all_vectors(lib.encoder.dim)
+        assert sorted(int(k) for k in lib._index.keys) == sorted(int(k) for k in keys)
+        lib._index = vectors.build(keys, vecs, "cosine")  # what a full rebuild gives
+        full = [[h.path for h in r.hits] for r in lib.query(queries, 10, include_self=True)]
+    assert incremental == full
+    assert all(os.path.basename(r[0]) == os.path.basename(q) for r, q in zip(incremental, queries))

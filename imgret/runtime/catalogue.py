@@ -187,6 +187,23 @@ class Catalogue:
             return np.zeros(0, dtype=np.uint64), np.zeros((0, dim), dtype=np.float32)
         return np.asarray(keys, dtype=np.uint64), np.vstack(vecs).astype(np.float32)
 
+    def ok_keys(self) -> set[int]:
+        return {int(k) for (k,) in self.db.execute("SELECT id FROM files WHERE status = 'ok'")}
+
+    def keys_updated_since(self, when: float) -> set[int]:
+        """``ok`` rows written at or after ``when`` (time.time()), whose vectors may have changed."""
+        return {int(k) for (k,) in self.db.execute(
+            "SELECT id FROM files WHERE status = 'ok' AND updated >= ?", (when,))}
+
+    def vectors_of(self, keys: list[int], dim: int) -> np.ndarray:
+        out = np.zeros((len(keys), dim), dtype=np.float32)
+        for i, key in enumerate(keys):
+            vec = self.vector(key)
+            if vec is None or vec.shape != (dim,):
+                raise LibraryError(f"catalogue row {key} has no usable vector")
+            out[i] = vec
+        return out
+
     def counts(self) -> dict[str, int]:
         out = {"ok": 0, "skipped": 0}
         out.update(dict(self.db.execute("SELECT status, count(*) FROM files GROUP BY status").fetchall()))

@@ -16,15 +16,16 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from imgret.errors import ImageError, LibraryError, LibraryLockedError, ModelMismatchError
+from imgret.errors import ImageError, LibraryError, ModelMismatchError
 from imgret.runtime import imageio, vectors
 from imgret.runtime.catalogue import CATALOGUE_FORMAT, Catalogue
 from imgret.runtime.encoder import Encoder
+from imgret.runtime.index_file import IndexFile
+from imgret.runtime.libparts import Hit, IndexReport, QueryResult, WriterLock, default_library_dir
 from imgret.runtime.modelinfo import RESIZE_RULE
 
 CATALOGUE_FILE = "catalogue.sqlite"
@@ -32,78 +33,6 @@ INDEX_FILE = "vectors.usearch"
 LOCK_FILE = "lock"
 
 ProgressFn = Callable[[int, int], None]
-
-
-def default_library_dir() -> Path:
-    """The per-user library: ``$IMGRET_INDEX``, else the platform's user data directory."""
-    env = os.environ.get("IMGRET_INDEX")
-    if env:
-        return Path(env).expanduser()
-    home = Path.home()
-    if os.name == "nt":
-        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
-    elif os.uname().sysname == "Darwin":
-        base = home / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
-    return base / "imgret" / "library"
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result."""
-
-    rank: int
-    path: str
-    distance: float
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    """The results for one query picture."""
-
-    query: str
-    hits: list[Hit]
-
-
-@dataclass
-class IndexReport:
-    """What an index run did; ``skipped`` maps each reason to the paths skipped for it."""
-
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    reused: int = 0
-    skipped: dict[str, list[str]] = field(default_factory=dict)
-    previously_skipped: int = 0
-    seconds: float = 0.0
-
-    def skip(self, path: str, reason: str) -> None:
-        self.skipped.setdefault(reason, []).append(path)
-
-    @property
-    def skipped_count(self) -> int:
-        return sum(len(v) for v in self.skipped.values())
-
-
-class _Lock:
-    def __init__(self, path: Path) -> None:
-        import fcntl
-
-        self.fh = open(path, "a+b")
-        try:
-            fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            self.fh.close()
-            raise LibraryLockedError(
-                f"library {path.parent} is locked: another `imgret index` is writing to it; "
-                "wait for it to finish"
-            ) from exc
-
-    def release(self) -> None:
-        if not self.fh.closed:
-            self.fh.close()
 
 
 class Library:
@@ -129,8 +58,8 @@ class Library:
 
         self.folder = Path(folder) if folder is not None else default_library_dir()
         self.writable = writable
-        self._lock: _Lock | None = None
-        self._index = None
+        self._lock: WriterLock | None = None
+        self._file: IndexFile | None = None
         cat_path = self.folder / CATALOGUE_FILE
         if not writable and not cat_path.is_file():
             raise LibraryError(
@@ -149,7 +78,7 @@ class Library:
                 raise LibraryError(f"cannot create library folder {self.folder}: {exc.strerror}") from exc
             if not self.folder.is_dir():
                 raise LibraryError(f"library path {self.folder} is not a folder")
-            self._lock = _Lock(self.folder / LOCK_FILE)
+            self._lock = WriterLock(self.folder / LOCK_FILE)
         try:
             self.catalogue = Catalogue(str(cat_path), readonly=not writable)
         except BaseException:
@@ -168,6 +97,7 @@ class Library:
                 encoder = Encoder(path, threads=threads, name=ref)
             self.encoder = encoder
             self.model_ref = encoder.name
+            self._file = IndexFile(self.catalogue, str(self.folder / INDEX_FILE), encoder.dim, encoder.metric)
             self._check_model(recorded, rebuild)
         except BaseException:
             self.close()
@@ -249,89 +179,19 @@ class Library:
         return len(keys)
 
     # -- index file ---------------------------------------------------------------------------------
-    def _saved_record(self, *, fresh_only: bool = True) -> vectors.SavedIndex | None:
-        """What the catalogue recorded about the index file; ``None`` when nothing (or, with
-        ``fresh_only``, nothing for the current catalogue generation) was recorded."""
-        m = self.catalogue.meta()
-        if "index_sha256" not in m:
-            return None
-        if fresh_only and m.get("index_generation") != m.get("catalogue_generation"):
-            return None
-        return vectors.SavedIndex(int(m["index_count"]), m["index_sha256"], int(m["index_size"]))
+    @property
+    def _index(self):
+        return self._file.index if self._file is not None else None
+
+    @_index.setter
+    def _index(self, value) -> None:
+        if self._file is not None:
+            self._file.index = value
 
     def refresh_index(self) -> str:
-        """Make ``vectors.usearch`` match the catalogue: ``"fresh"`` (already did), ``"updated"`` (an
-        older verified file brought up to date by removing and adding the changed vectors; building an
-        HNSW graph from scratch takes minutes for 100,000 pictures) or ``"rebuilt"`` (from the catalogue)."""
+        """Make ``vectors.usearch`` match the catalogue; see :meth:`IndexFile.refresh`."""
         self._require_writable()
-        path = str(self.folder / INDEX_FILE)
-        record = self._saved_record()
-        if record is not None:
-            try:
-                self._index = vectors.load_verified(path, record)
-                return "fresh"
-            except vectors.IndexDamaged:
-                pass
-        started = time.time()
-        outcome, index = "rebuilt", None
-        older = self._saved_record(fresh_only=False)
-        built_at = self.catalogue.get_meta("index_built_at")
-        if older is not None and built_at is not None:
-            try:
-                index = vectors.load_verified(path, older)
-                if not self._apply_changes(index, float(built_at)):
-                    index = None
-                else:
-                    outcome = "updated"
-            except vectors.IndexDamaged:
-                index = None
-        if index is None:
-            index = self._build_from_catalogue()
-        saved = vectors.save_atomic(index, path)
-        gen = self.catalogue.get_meta("catalogue_generation", "0")
-        self.catalogue.set_meta(
-            index_generation=gen, index_count=saved.count, index_sha256=saved.sha256, index_size=saved.size,
-            index_built_at=repr(started),
-        )
-        self.catalogue.commit()
-        self._index = index
-        return outcome
-
-    def _apply_changes(self, index, built_at: float) -> bool:
-        """Bring ``index`` in line with the catalogue; False when a full rebuild is the better deal."""
-        if index.ndim != self.encoder.dim:
-            return False
-        have = {int(k) for k in index.keys}
-        want = self.catalogue.ok_keys()
-        # A margin of a second covers rows written while the last build read the catalogue.
-        changed = self.catalogue.keys_updated_since(built_at - 1.0) & want
-        remove = (have - want) | (changed & have)
-        add = sorted((want - have) | changed)
-        if len(remove) + len(add) > max(1000, len(want) // 2):
-            return False
-        if remove:
-            index.remove(np.fromiter(remove, dtype=np.uint64, count=len(remove)))
-        if add:
-            index.add(np.asarray(add, dtype=np.uint64), self.catalogue.vectors_of(add, self.encoder.dim))
-        return len(index) == len(want)
-
-    def _build_from_catalogue(self):
-        keys, vecs = self.catalogue.all_vectors(self.encoder.dim)
-        return vectors.build(keys, vecs, self.encoder.metric)
-
-    def _search_index(self):
-        if self._index is not None:
-            return self._index
-        record = self._saved_record()
-        if record is not None:
-            try:
-                self._index = vectors.load_verified(str(self.folder / INDEX_FILE), record)
-                return self._index
-            except vectors.IndexDamaged:
-                pass
-        # Missing, stale or damaged: never search it; rebuild from the catalogue in memory.
-        self._index = self._build_from_catalogue()
-        return self._index
+        return self._file.refresh()
 
     # -- reading ------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -347,7 +207,7 @@ class Library:
         """
         if n < 1:
             raise ValueError("the number of results must be at least 1")
-        index = self._search_index()
+        index = self._file.searchable()
         results = []
         for source in images:
             label, vec, self_key = self._query_vector(source)
@@ -423,6 +283,10 @@ class Library:
         vec = self.encoder.embed([source])[0]
         return "<image>", vec, None
 
+    def _fresh_record(self) -> bool:
+        m = self.catalogue.meta()
+        return "index_sha256" in m and m.get("index_generation") == m.get("catalogue_generation")
+
     def info(self) -> dict[str, object]:
         """Library path, model, counts, sizes and last update, for ``imgret info``."""
         meta = self.catalogue.meta()
@@ -447,7 +311,7 @@ class Library:
             "skip_reasons": self.catalogue.skip_reasons(),
             "catalogue_bytes": size_of(CATALOGUE_FILE) + size_of(CATALOGUE_FILE + "-wal"),
             "index_bytes": size_of(INDEX_FILE),
-            "index_fresh": self._saved_record() is not None,
+            "index_fresh": self._fresh_record(),
             "created": float(meta["created"]) if "created" in meta else None,
             "updated": float(meta["updated"]) if "updated" in meta else None,
         }

@@ -33,6 +33,9 @@ CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
 RECIPES: dict[str, dict] = {
     # The original project's model: latent 16, 10 epochs, plain reconstruction.
     "seed": dict(train=dict(arch="seed", image_size=28, latent_dim=16, epochs=10), export={}),
+    # The original architecture with augmentation and a cosine pull between two views; mirror averaging.
+    "seed-views": dict(train=dict(arch="seed", image_size=28, latent_dim=16, epochs=10, augment=True,
+                                  invariance=1.0, min_scale=0.85), export=dict(flip_tta=True)),
     # Plain conv autoencoder with global pooling.
     "conv": dict(train=dict(arch="conv", image_size=32, latent_dim=128, epochs=10), export={}),
     # Conv autoencoder + augmentation + cosine agreement of two views (pull only).

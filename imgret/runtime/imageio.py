@@ -19,7 +19,6 @@ import io
 import os
 import stat
 import warnings
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
@@ -263,10 +262,3 @@ def array_to_image(arr: np.ndarray) -> Image.Image:
 def load(path: str | os.PathLike | bytes, size: int) -> np.ndarray:
     """Read and preprocess one file: the runtime's and training's common entry point."""
     return resize_square(decode(read_image_bytes(path), size), size)
-
-
-def describe(path: str | os.PathLike) -> str:
-    """Short printable form of a path for messages (non-UTF-8 bytes escaped)."""
-    return os.fsdecode(path).encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(
-        path, (str, bytes)
-    ) else str(Path(path))

@@ -16,6 +16,16 @@ from imgret.runtime import vectors
 from imgret.runtime.catalogue import Catalogue
 
 
+def saved_record(meta: dict[str, str], *, fresh_only: bool = True) -> vectors.SavedIndex | None:
+    """What the catalogue's ``meta`` records about the index file; ``None`` when nothing (or, with
+    ``fresh_only``, nothing for the current catalogue generation) was recorded."""
+    if "index_sha256" not in meta:
+        return None
+    if fresh_only and meta.get("index_generation") != meta.get("catalogue_generation"):
+        return None
+    return vectors.SavedIndex(int(meta["index_count"]), meta["index_sha256"], int(meta["index_size"]))
+
+
 class IndexFile:
     """One library's index file: ``refresh`` after writing, ``searchable`` for queries."""
 
@@ -28,14 +38,7 @@ class IndexFile:
         self.index = None
 
     def record(self, *, fresh_only: bool = True) -> vectors.SavedIndex | None:
-        """What the catalogue recorded about the file; ``None`` when nothing (or, with ``fresh_only``,
-        nothing for the current catalogue generation) was recorded."""
-        m = self.catalogue.meta()
-        if "index_sha256" not in m:
-            return None
-        if fresh_only and m.get("index_generation") != m.get("catalogue_generation"):
-            return None
-        return vectors.SavedIndex(int(m["index_count"]), m["index_sha256"], int(m["index_size"]))
+        return saved_record(self.catalogue.meta(), fresh_only=fresh_only)
 
     def refresh(self) -> str:
         """Make the file match the catalogue: ``"fresh"`` (it already did), ``"updated"`` (an older

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +24,13 @@ from imgret.errors import ImageError, LibraryError, ModelMismatchError
 from imgret.runtime import imageio, vectors
 from imgret.runtime.catalogue import CATALOGUE_FORMAT, Catalogue
 from imgret.runtime.encoder import Encoder
-from imgret.runtime.index_file import IndexFile
+from imgret.runtime.index_file import IndexFile, saved_record
 from imgret.runtime.libparts import Hit, IndexReport, QueryResult, WriterLock, default_library_dir
 from imgret.runtime.modelinfo import RESIZE_RULE
 
 CATALOGUE_FILE = "catalogue.sqlite"
 INDEX_FILE = "vectors.usearch"
 LOCK_FILE = "lock"
-
-ProgressFn = Callable[[int, int], None]
 
 
 class Library:
@@ -150,18 +148,14 @@ class Library:
         from imgret.runtime.indexer import index_folder
 
         self._require_writable()
-        report = index_folder(self, root, **kwargs)
-        self._index = None
-        return report
+        return index_folder(self, root, **kwargs)  # it leaves the refreshed index loaded
 
     def add(self, images: Iterable[str | os.PathLike]) -> IndexReport:
         """Add (or refresh) individual picture files."""
         from imgret.runtime.indexer import index_files
 
         self._require_writable()
-        report = index_files(self, [os.path.abspath(os.fspath(p)) for p in images])
-        self._index = None
-        return report
+        return index_files(self, [os.path.abspath(os.fspath(p)) for p in images])
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> int:
         """Forget the given files (the pictures themselves are not touched); returns how many were known."""
@@ -283,10 +277,6 @@ class Library:
         vec = self.encoder.embed([source])[0]
         return "<image>", vec, None
 
-    def _fresh_record(self) -> bool:
-        m = self.catalogue.meta()
-        return "index_sha256" in m and m.get("index_generation") == m.get("catalogue_generation")
-
     def info(self) -> dict[str, object]:
         """Library path, model, counts, sizes and last update, for ``imgret info``."""
         meta = self.catalogue.meta()
@@ -311,7 +301,7 @@ class Library:
             "skip_reasons": self.catalogue.skip_reasons(),
             "catalogue_bytes": size_of(CATALOGUE_FILE) + size_of(CATALOGUE_FILE + "-wal"),
             "index_bytes": size_of(INDEX_FILE),
-            "index_fresh": self._fresh_record(),
+            "index_fresh": saved_record(meta) is not None,
             "created": float(meta["created"]) if "created" in meta else None,
             "updated": float(meta["updated"]) if "updated" in meta else None,
         }

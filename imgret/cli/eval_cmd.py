@@ -65,7 +65,7 @@ def eval_command(data, model, index_dir, queries, seed, as_json, montage_worst, 
 def _montage_worst(report, vectors, out: str, count: int) -> None:
     import numpy as np
 
-    from imgret.runtime.evaluate import rank
+    from imgret.runtime.evaluate import distances
     from imgret.runtime.library import Hit, QueryResult
     from imgret.runtime.montage import make_montage
 
@@ -73,12 +73,8 @@ def _montage_worst(report, vectors, out: str, count: int) -> None:
     worst = sorted(range(len(report.per_query_ap)), key=lambda i: report.per_query_ap[i][1])[:count]
     results = []
     for i in worst:
-        order = rank(q_vecs[i:i + 1], db_vecs, report.metric)[0][:6]
-        q = q_vecs[i] / max(float(np.linalg.norm(q_vecs[i])), 1e-12)
-        hits = []
-        for r, j in enumerate(order, 1):
-            d = db_vecs[j] / max(float(np.linalg.norm(db_vecs[j])), 1e-12)
-            dist = 1.0 - float(q @ d) if report.metric == "cosine" else float(np.linalg.norm(q_vecs[i] - db_vecs[j]))
-            hits.append(Hit(r, db_paths[j], dist))
+        dist = distances(q_vecs[i:i + 1], db_vecs, report.metric)[0]
+        order = np.argsort(dist, kind="stable")[:6]
+        hits = [Hit(r, db_paths[j], float(dist[j])) for r, j in enumerate(order, 1)]
         results.append(QueryResult(q_paths[i], hits))
     make_montage(results, out)

@@ -130,14 +130,19 @@ def rank_metrics(rel: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def rank(queries: np.ndarray, database: np.ndarray, metric: str, exclude: np.ndarray | None = None) -> np.ndarray:
-    """Database indices sorted nearest first for each query (``exclude[i]``: an index to drop, or -1)."""
+def distances(queries: np.ndarray, database: np.ndarray, metric: str) -> np.ndarray:
+    """``[queries, database]`` distances as the index reports them: 1 - cosine, or Euclidean."""
     if metric == "cosine":
         qn = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
         dn = database / np.maximum(np.linalg.norm(database, axis=1, keepdims=True), 1e-12)
-        dist = -(qn @ dn.T)
-    else:
-        dist = (queries**2).sum(1)[:, None] - 2 * queries @ database.T + (database**2).sum(1)[None, :]
+        return 1.0 - qn @ dn.T
+    sq = (queries**2).sum(1)[:, None] - 2 * queries @ database.T + (database**2).sum(1)[None, :]
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
+def rank(queries: np.ndarray, database: np.ndarray, metric: str, exclude: np.ndarray | None = None) -> np.ndarray:
+    """Database indices sorted nearest first for each query (``exclude[i]``: an index to drop, or -1)."""
+    dist = distances(queries, database, metric)
     if exclude is not None:
         rows = np.nonzero(exclude >= 0)[0]
         dist[rows, exclude[rows]] = np.inf

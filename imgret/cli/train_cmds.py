@@ -64,11 +64,21 @@ def _require_train_extra(cmd: str, modules: tuple[str, ...] = ("torch",)) -> Non
 @click.option("--min-scale", type=float, default=0.75, show_default=True, help="Views zoom in to at most this share of the side.")
 @click.option("--decoder", type=click.Choice(["full", "light"]), default="full", show_default=True,
               help="conv decoder size; light trains about 4x faster on a CPU (the decoder is not exported).")
+@click.option("--width", type=int, default=32, show_default=True,
+              help="conv encoder: channels of the first stage; each of the four stages doubles them.")
+@click.option("--graph-dim", type=int, default=0, show_default=True,
+              help="After the epochs, fit a neighbour-graph head of this size whose output is exported beside "
+                   "the code (groups similar pictures more tightly); 0 = none.")
+@click.option("--graph-neighbours", type=int, default=15, show_default=True, help="Neighbours per picture in that graph.")
+@click.option("--graph-epochs", type=int, default=10, show_default=True, help="Passes over the graph's edges.")
+@click.option("--graph-weight", type=float, default=1.0, show_default=True,
+              help="Weight of the head's output beside the code in the exported embedding.")
 @click.option("--projector", is_flag=True,
               help="Apply the agreement term to a small training-only head above the embedding.")
 def train_command(data, out, arch, latent_dim, image_size, epochs, batch_size, lr, schedule, val_split, seed,
                   workers, device, resume, max_images, denoise, noise_std, augment, invariance, invariance_loss,
-                  temperature, colour_jitter, rotate, min_scale, decoder, projector):
+                  temperature, colour_jitter, rotate, min_scale, decoder, width, graph_dim, graph_neighbours,
+                  graph_epochs, graph_weight, projector):
     """Train an autoencoder on the pictures in DATA and keep its checkpoints in a run folder.
 
     Pictures are found recursively (class subfolders are ignored). If DATA has train/ (and val/)
@@ -91,7 +101,8 @@ def train_command(data, out, arch, latent_dim, image_size, epochs, batch_size, l
                          noise_std=noise_std, augment=augment, invariance=invariance,
                          invariance_loss=invariance_loss, temperature=temperature, colour_jitter=colour_jitter,
                          rotate=rotate, min_scale=min_scale, decoder=decoder,
-                         projector=projector)
+                         width=width, graph_dim=graph_dim, graph_neighbours=graph_neighbours,
+                         graph_epochs=graph_epochs, graph_weight=graph_weight, projector=projector)
     try:
         result = train(config, resume=resume, stream=sys.stderr)
     except TrainingInterrupted as exc:
@@ -112,7 +123,9 @@ def train_command(data, out, arch, latent_dim, image_size, epochs, batch_size, l
 @click.option("--flip-tta", is_flag=True, help="Average each picture's code with its mirror image's (inside the graph).")
 @click.option("--int8", is_flag=True, help="Also write FILE.int8.onnx (static int8, calibrated on validation pictures).")
 @click.option("--model-id", default=None, help="Name stored in the model.  [default: imgret-<arch>-<dim>d-<size>px-<hash>]")
-def export_command(source, output, flip_tta, int8, model_id):
+@click.option("--graph-weight", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Weight of a graph head's output beside the code.  [default: the run's --graph-weight]")
+def export_command(source, output, flip_tta, int8, model_id, graph_weight):
     """Export the encoder of a run folder (its best.pt) or a checkpoint file to ONNX.
 
     The file takes uint8 RGB pictures [N, S, S, 3] and gives L2-normalised embeddings; its metadata
@@ -128,7 +141,8 @@ def export_command(source, output, flip_tta, int8, model_id):
     from imgret.export import export_encoder
 
     try:
-        result = export_encoder(source, output, flip_tta=flip_tta, int8=int8, model_id=model_id)
+        result = export_encoder(source, output, flip_tta=flip_tta, int8=int8, model_id=model_id,
+                                graph_weight=graph_weight)
     except ImgretError as exc:
         raise click.ClickException(str(exc)) from exc
     p = result.parity

@@ -14,7 +14,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass
 
-from imgret.errors import ExportError
+from imgret.errors import ExportError, TrainingError
 from imgret.export.parity import ParityReport, check_parity
 from imgret.export.quantize import Int8Report, compare_int8, quantize_static_qdq
 from imgret.export.samples import validation_images
@@ -22,11 +22,11 @@ from imgret.runtime.modelinfo import INPUT_NAME, OUTPUT_NAME, ModelInfo
 from imgret.train.checkpoint import (
     build_from_checkpoint,
     checkpoint_config,
+    embedding_model,
     load_checkpoint,
     resolve_checkpoint,
     summary_of,
 )
-from imgret.train.models import EmbeddingModel
 from imgret.version import __version__
 
 OPSET = 17
@@ -88,13 +88,15 @@ def export_encoder(
     flip_tta: bool = False,
     int8: bool = False,
     model_id: str | None = None,
+    graph_weight: float | None = None,
     check_count: int = 32,
     calibration_count: int = 128,
 ) -> ExportResult:
     """Export the encoder of a run folder (its ``best.pt``) or a checkpoint to ``out_path``.
 
     The file carries :class:`~imgret.runtime.modelinfo.ModelInfo` metadata; ``flip_tta`` averages the
-    codes of each picture and its mirror inside the graph. ``int8`` also writes ``*.int8.onnx``
+    codes of each picture and its mirror inside the graph. ``graph_weight`` overrides the training
+    config's weight of a graph head's output beside the code. ``int8`` also writes ``*.int8.onnx``
     (static QDQ, calibrated on validation pictures) and reports how its neighbours differ.
     Raises :class:`~imgret.errors.ExportError` (leaving no file) when the checks fail.
     """
@@ -104,7 +106,10 @@ def export_encoder(
     state = load_checkpoint(checkpoint)
     config = checkpoint_config(state).resolved()
     model = build_from_checkpoint(state)
-    embedder = EmbeddingModel(model.encoder, flip_tta=flip_tta).eval()
+    try:
+        embedder = embedding_model(model, config, flip_tta=flip_tta, graph_weight=graph_weight)
+    except TrainingError as exc:
+        raise ExportError(str(exc)) from None
     sha = weights_sha256(model.encoder)
     summary = summary_of(state)
     training = {k: summary.get(k) for k in ("count", "image_size", "epochs", "final_train_loss",
@@ -112,10 +117,13 @@ def export_encoder(
     # The objective, so a reader of the model knows how it was trained (not just on what).
     training["recipe"] = {k: getattr(config, k) for k in (
         "augment", "denoise", "invariance", "invariance_loss", "temperature", "colour_jitter", "rotate",
-        "min_scale", "decoder", "projector", "batch_size", "lr", "schedule", "seed") if hasattr(config, k)}
+        "min_scale", "decoder", "width", "projector", "graph_dim", "graph_neighbours", "graph_epochs",
+        "batch_size", "lr", "schedule", "seed") if hasattr(config, k)}
+    if config.graph_dim:
+        training["recipe"]["graph_weight"] = embedder.graph_weight  # as exported (export may override it)
     info = ModelInfo(
-        model_id=model_id or f"imgret-{config.arch}-{config.latent_dim}d-{config.image_size}px-{sha[:8]}",
-        input_size=config.image_size, embedding_dim=config.latent_dim, metric="cosine", l2_normalised=True,
+        model_id=model_id or f"imgret-{config.arch}-{config.latent_dim + config.graph_dim}d-{config.image_size}px-{sha[:8]}",
+        input_size=config.image_size, embedding_dim=config.latent_dim + config.graph_dim, metric="cosine", l2_normalised=True,
         arch=config.arch, latent_dim=config.latent_dim, flip_tta=flip_tta, training=training,
         imgret_version=__version__, weights_sha256=sha)
     info.validate()

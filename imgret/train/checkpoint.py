@@ -94,8 +94,24 @@ def load_encoder(source: str | os.PathLike, *, flip_tta: bool = False) -> Embedd
 
     Example: ``emb = load_encoder("runs/photos"); vectors = emb(torch.from_numpy(batch_uint8))``.
     """
-    model = build_from_checkpoint(load_checkpoint(resolve_checkpoint(source)))
-    return EmbeddingModel(model.encoder, flip_tta=flip_tta).eval()
+    state = load_checkpoint(resolve_checkpoint(source))
+    return embedding_model(build_from_checkpoint(state), checkpoint_config(state), flip_tta=flip_tta)
+
+
+def embedding_model(model: torch.nn.Module, config: TrainConfig, *, flip_tta: bool = False,
+                    graph_weight: float | None = None) -> EmbeddingModel:
+    """The eval-mode :class:`EmbeddingModel` of an autoencoder (with its graph head, when it has one,
+    weighted by ``graph_weight`` or else the config's).
+
+    Raises :class:`TrainingError` when the config asks for a graph head that was never fitted."""
+    head = getattr(model, "graph_head", None)
+    if head is not None and int(head.fitted) == 0:
+        raise TrainingError("this checkpoint's graph head was never fitted (training stopped before it); "
+                            "run imgret train --resume on its run folder")
+    weight = config.graph_weight if graph_weight is None else graph_weight
+    if weight <= 0:
+        raise TrainingError("the graph weight must be positive")
+    return EmbeddingModel(model.encoder, flip_tta=flip_tta, graph_head=head, graph_weight=weight).eval()
 
 
 def rng_state() -> dict:

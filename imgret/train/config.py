@@ -51,6 +51,11 @@ class TrainConfig:
     min_scale: float = 0.75  # views: smallest zoom (share of the side kept)
     projector: bool = False  # agreement term on a training-only head above the embedding
     decoder: str = "full"  # conv decoder size: "full" or "light" (about 4x cheaper to train)
+    width: int = 32  # conv encoder: channels of the first stage (each later stage doubles them)
+    graph_dim: int = 0  # > 0: after the epochs, fit a neighbour-graph head of this size (imgret.train.graph)
+    graph_neighbours: int = 15
+    graph_epochs: int = 10
+    graph_weight: float = 1.0  # the head's share beside the code in the exported embedding
     recon_count: int = 8
 
     def resolved(self) -> TrainConfig:
@@ -69,6 +74,11 @@ class TrainConfig:
             raise TrainingError("epochs, batch size, latent size and learning rate must be positive")
         if self.decoder not in ("full", "light"):
             raise TrainingError("--decoder must be full or light")
+        if self.graph_dim < 0 or self.graph_neighbours < 2 or self.graph_epochs < 1 or self.graph_weight <= 0:
+            raise TrainingError("--graph-dim must be >= 0, --graph-neighbours >= 2, --graph-epochs >= 1 "
+                                "and --graph-weight > 0")
+        if not 8 <= self.width <= 256:
+            raise TrainingError("--width must be between 8 and 256")
         if self.invariance_loss not in ("cosine", "contrastive"):
             raise TrainingError("--invariance-loss must be cosine or contrastive")
         if self.temperature <= 0 or not 0 < self.min_scale <= 1 or self.colour_jitter < 0 or self.rotate < 0:

@@ -194,12 +194,16 @@ def train(
     start_epoch = 0
     if state is not None:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        restore_rng_state(state)
         start_epoch, best_val = int(state["epoch"]), float(state["best_val_loss"])
+        if start_epoch < config.epochs:
+            if "optimizer" not in state:
+                raise TrainingError(f"{last_path} holds weights only (no optimiser state); training cannot "
+                                    "continue from it")
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            if state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            restore_rng_state(state)
         history = json.loads(state["history"])
         say(f"resuming after epoch {start_epoch} of {config.epochs}")
 
@@ -274,11 +278,61 @@ def train(
         raise TrainingInterrupted(
             f"interrupted after {done} of {config.epochs} epochs; continue with --resume --out {run_dir}",
             last_path) from None
+    if config.graph_dim:
+        try:
+            _fit_graph_heads(run_dir, config, device, [train_set, val_set], stream, say)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(f"interrupted while fitting the graph head; finish it with --resume --out "
+                                      f"{run_dir}", last_path) from None
     last = history[-1]
     return TrainResult(run_dir, best_path if os.path.exists(best_path) else last_path, last_path, len(history),
                        last["train_loss"], last["val_loss"], None if math.isinf(best_val) else best_val,
                        len(train_set), len(val_set), dict(cache.skipped),
                        float(np.mean(epoch_seconds)) if epoch_seconds else 0.0, device.type, split.layout)
+
+
+@torch.no_grad()
+def _unit_codes(model, datasets: list[CachedImages], device, batch_size: int) -> torch.Tensor:
+    """Unit-norm codes of every picture, each averaged with its mirror's (as exports with flip_tta do)."""
+    model.eval()
+    out = []
+    for dataset in datasets:
+        for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            x = to_model_input(batch.to(device))
+            z = (model.encoder(x) + model.encoder(torch.flip(x, dims=[3]))) * 0.5
+            out.append(F.normalize(z.float(), dim=1))
+    return torch.cat(out)
+
+
+def _fit_graph_heads(run_dir: str, config: TrainConfig, device, datasets: list[CachedImages],
+                     stream: TextIO | None, say) -> None:
+    """Fit the graph head of ``best.pt`` and ``last.pt`` where it is not fitted yet (once per distinct epoch)."""
+    from imgret.train.graph import fit_graph_head
+
+    done: dict[int, tuple[dict, dict]] = {}
+    for name in ("best.pt", "last.pt"):
+        path = os.path.join(run_dir, name)
+        if not os.path.exists(path):
+            continue
+        state = load_checkpoint(path)
+        model = build_autoencoder(config).to(device)
+        model.load_state_dict(state["model"])
+        if int(model.graph_head.fitted):
+            continue
+        epoch = int(state["epoch"])
+        if epoch not in done:
+            codes = _unit_codes(model, datasets, device, max(config.batch_size, 256))
+            bar = ProgressLine(stream, f"graph head ({name})", config.graph_epochs)
+            report = fit_graph_head(codes, model.graph_head, neighbours=config.graph_neighbours,
+                                    epochs=config.graph_epochs, seed=config.seed,
+                                    progress=lambda e, loss: bar.update(e, loss))
+            bar.close()
+            say(f"graph head for {name}: {report['points']} pictures, {report['edges']} edges, "
+                f"{report['seconds']} s")
+            done[epoch] = ({k: v.detach().cpu() for k, v in model.state_dict().items()}, report)
+        state["model"], report = done[epoch]
+        state["graph"] = json.dumps(report)
+        save_checkpoint(path, state)
 
 
 @torch.no_grad()

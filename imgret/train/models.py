@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from imgret.train.config import TrainConfig
+from imgret.train.graph import GraphHead
 
 # The decoder only serves training (export keeps the encoder); "light" costs about a quarter of "full"
 # and is what CPU-trained recipes use.
@@ -53,7 +54,7 @@ def _stage(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 
 class ConvAutoencoder(nn.Module):
-    """Four stride-2 conv stages (32-64-128-256, BN+ReLU), global average pooling, linear latent."""
+    """Four stride-2 conv stages (32-64-128-256 by default, BN+ReLU), global average pooling, linear latent."""
 
     def __init__(self, image_size: int, latent_dim: int = 128, widths: tuple[int, ...] = (32, 64, 128, 256),
                  decoder_widths: tuple[int, ...] = (128, 128, 64, 32, 32)) -> None:
@@ -90,10 +91,15 @@ def build_autoencoder(config: TrainConfig) -> nn.Module:
     if config.arch == "seed":
         model = SeedAutoencoder(config.image_size, config.latent_dim)
     else:
-        model = ConvAutoencoder(config.image_size, config.latent_dim, decoder_widths=DECODERS[config.decoder])
+        widths = tuple(config.width * 2**i for i in range(4))
+        model = ConvAutoencoder(config.image_size, config.latent_dim, widths=widths,
+                                decoder_widths=DECODERS[config.decoder])
     if config.projector:
         # A small head used only by the agreement term; the embedding (and the export) is its input.
         model.projector = nn.Sequential(nn.Linear(config.latent_dim, 256), nn.ReLU(inplace=True), nn.Linear(256, 128))
+    if config.graph_dim:
+        # Fitted after the epochs by imgret.train.graph; exported beside the code.
+        model.graph_head = GraphHead(config.latent_dim, config.graph_dim)
     return model
 
 
@@ -106,21 +112,33 @@ class EmbeddingModel(nn.Module):
     """The exported graph: uint8 NHWC RGB ``[N, S, S, 3]`` → float32 ``[N, D]`` embedding.
 
     Casting, scaling to ``[0, 1]`` and the NCHW transpose happen inside; with ``flip_tta`` the
-    codes of the picture and its horizontal mirror are averaged; with ``l2_normalise`` each vector is
-    divided by its norm, so the metric is cosine.
+    codes of the picture and its horizontal mirror are averaged; with a fitted ``graph_head`` the
+    output is the unit code and ``graph_weight`` times the unit head output side by side; with
+    ``l2_normalise`` each vector is divided by its norm, so the metric is cosine.
     """
 
-    def __init__(self, encoder: nn.Module, *, flip_tta: bool = False, l2_normalise: bool = True) -> None:
+    def __init__(self, encoder: nn.Module, *, flip_tta: bool = False, l2_normalise: bool = True,
+                 graph_head: nn.Module | None = None, graph_weight: float = 1.0) -> None:
         super().__init__()
         self.encoder = encoder
         self.flip_tta = flip_tta
         self.l2_normalise = l2_normalise
+        self.graph_head = graph_head
+        self.graph_weight = float(graph_weight)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = image.permute(0, 3, 1, 2).to(torch.float32) / 255.0
         z = self.encoder(x)
         if self.flip_tta:
             z = (z + self.encoder(torch.flip(x, dims=[3]))) * 0.5
+        if self.graph_head is not None:
+            z = _unit(z)
+            z = torch.cat([z, self.graph_weight * _unit(self.graph_head(z))], dim=1)
         if self.l2_normalise:
-            z = z / torch.sqrt(torch.clamp((z * z).sum(dim=1, keepdim=True), min=1e-12))
+            z = _unit(z)
         return z
+
+
+def _unit(z: torch.Tensor) -> torch.Tensor:
+    """Rows divided by their norm, in ops every ONNX runtime has."""
+    return z / torch.sqrt(torch.clamp((z * z).sum(dim=1, keepdim=True), min=1e-12))

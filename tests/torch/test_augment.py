@@ -69,3 +69,26 @@ def test_dataloader_workers_train_like_the_main_process(pictures, tmp_path):
     one = train(small_config(pictures, tmp_path / "w0", epochs=1, workers=0))
     two = train(small_config(pictures, tmp_path / "w2", epochs=1, workers=2))
     assert math.isclose(one.val_loss, two.val_loss, rel_tol=1e-5)
+
+
+def test_width_sets_the_conv_encoder_channels_and_exports(pictures, tmp_path):
+    import onnxruntime as ort
+
+    from imgret.export import export_encoder
+    from imgret.train import train
+    from imgret.train.checkpoint import build_from_checkpoint, load_checkpoint
+
+    train(small_config(pictures, tmp_path / "run", width=16, epochs=1, latent_dim=24))
+    model = build_from_checkpoint(load_checkpoint(tmp_path / "run" / "best.pt"))
+    convs = [m for m in model.encoder.modules() if m.__class__.__name__ == "Conv2d"]
+    assert [c.out_channels for c in convs] == [16, 32, 64, 128]
+    out = export_encoder(tmp_path / "run", tmp_path / "e.onnx")
+    assert out.info.training["recipe"]["width"] == 16
+    assert ort.InferenceSession(str(out.path)).get_outputs()[0].shape[1] == 24
+
+
+def test_width_out_of_range_is_refused(pictures, tmp_path):
+    from imgret.errors import TrainingError
+
+    with pytest.raises(TrainingError, match="--width"):
+        small_config(pictures, tmp_path / "run", width=4).resolved()

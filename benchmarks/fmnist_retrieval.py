@@ -22,7 +22,6 @@ import os
 import struct
 import sys
 import tempfile
-import time
 
 import numpy as np
 

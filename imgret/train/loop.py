@@ -325,7 +325,7 @@ def _fit_graph_heads(run_dir: str, config: TrainConfig, device, datasets: list[C
             bar = ProgressLine(stream, f"graph head ({name})", config.graph_epochs)
             report = fit_graph_head(codes, model.graph_head, neighbours=config.graph_neighbours,
                                     epochs=config.graph_epochs, seed=config.seed,
-                                    progress=lambda e, loss: bar.update(e, loss))
+                                    progress=bar.update)
             bar.close()
             say(f"graph head for {name}: {report['points']} pictures, {report['edges']} edges, "
                 f"{report['seconds']} s")

@@ -42,10 +42,14 @@ class GraphHead(nn.Module):
         return self.net(code_unit) - self.centre
 
 
-def knn(codes: torch.Tensor, k: int, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact ``k`` nearest neighbours (self excluded) of unit rows by cosine: (indices, distances 1 - cos)."""
+def knn(codes: torch.Tensor, k: int, chunk: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact ``k`` nearest neighbours (self excluded) of unit rows by cosine: (indices, distances 1 - cos).
+
+    Rows are compared ``chunk`` at a time (by default as many as keep one block of similarities
+    near 512 MB)."""
     n = codes.shape[0]
     k = min(k, n - 1)
+    chunk = chunk or max(1, min(4096, 2**27 // max(n, 1)))
     idx = torch.empty(n, k, dtype=torch.long, device=codes.device)
     dist = torch.empty(n, k, device=codes.device)
     for start in range(0, n, chunk):

@@ -150,12 +150,12 @@ def baseline_rows(source: str, queries: int, seed: int) -> dict[str, dict[str, f
     return rows
 
 
-def recipe_config(name: str, data: str, work: str, seed: int):
+def recipe_config(name: str, data: str, work: str, seed: int, workers: int = 0):
     """The :class:`TrainConfig` of a recipe (validation 5%), resolved."""
     from imgret.train import TrainConfig
 
     return TrainConfig(data=os.path.join(data, "train"), out=os.path.join(work, f"run-{name}"), val_split=0.05,
-                       seed=seed, **RECIPES[name]["train"]).resolved()
+                       seed=seed, workers=workers, **RECIPES[name]["train"]).resolved()
 
 
 def _same_recipe(a, b) -> bool:
@@ -167,7 +167,7 @@ def _same_recipe(a, b) -> bool:
         k: v for k, v in asdict(b).items() if k not in machine}
 
 
-def train_recipe(name: str, data: str, work: str, seed: int, threads: int) -> float:
+def train_recipe(name: str, data: str, work: str, seed: int, threads: int, workers: int = 0) -> float:
     """Train (or finish, or reuse) ``run-NAME``; return the training seconds its history records.
 
     A run folder trained elsewhere (say on a GPU machine, with ``--stage train``) is reused when its
@@ -178,7 +178,7 @@ def train_recipe(name: str, data: str, work: str, seed: int, threads: int) -> fl
     from imgret.train.checkpoint import checkpoint_config, load_checkpoint
 
     torch.set_num_threads(threads)
-    config = recipe_config(name, data, work, seed)
+    config = recipe_config(name, data, work, seed, workers)
     last = os.path.join(config.out, "last.pt")
     state = load_checkpoint(last) if os.path.exists(last) else None
     if state is not None and not _same_recipe(checkpoint_config(state).resolved(), config):
@@ -189,11 +189,12 @@ def train_recipe(name: str, data: str, work: str, seed: int, threads: int) -> fl
     return float(sum(row["seconds"] for row in json.loads(state["history"])))
 
 
-def run_recipe(name: str, data: str, work: str, queries: int, seed: int, threads: int, stage: str) -> dict | None:
+def run_recipe(name: str, data: str, work: str, queries: int, seed: int, threads: int, stage: str,
+               workers: int = 0) -> dict | None:
     from imgret.export import export_encoder
     from imgret.runtime.evaluate import evaluate
 
-    trained = train_recipe(name, data, work, seed, threads)
+    trained = train_recipe(name, data, work, seed, threads, workers)
     if stage == "train":
         return None
     run_dir = os.path.join(work, f"run-{name}")
@@ -215,6 +216,8 @@ def main() -> None:
     parser.add_argument("--recipes", default="seed,conv-contrastive-proj", help="comma list of " + ",".join(RECIPES) + " or all")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="DataLoader workers while training (the GPU runs used 2; results do not depend on it)")
     parser.add_argument("--stage", choices=["all", "train"], default="all",
                         help="train: only train the recipes' run folders (for example on a GPU machine); "
                              "all: train what is missing, then export and score")
@@ -228,11 +231,12 @@ def main() -> None:
         raise SystemExit(f"unknown recipes: {', '.join(unknown)}")
     if args.stage == "train":
         for name in names:
-            run_recipe(name, data, args.work, args.queries, args.seed, args.threads, args.stage)
+            run_recipe(name, data, args.work, args.queries, args.seed, args.threads, args.stage, args.workers)
         return
     rows = baseline_rows(args.source, args.queries, args.seed)
     for name in names:
-        rows[f"imgret {name}"] = run_recipe(name, data, args.work, args.queries, args.seed, args.threads, args.stage)
+        rows[f"imgret {name}"] = run_recipe(name, data, args.work, args.queries, args.seed, args.threads, args.stage,
+                                            args.workers)
         print(f"{name}: {rows[f'imgret {name}']}", file=sys.stderr, flush=True)
     cols = ["mAP@all", "mAP@100", "P@1", "P@10", "P@100", "recall@10"]
     print("| method | " + " | ".join(cols) + " |")

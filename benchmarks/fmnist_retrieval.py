@@ -7,7 +7,7 @@ The rows for raw pixels (cosine) and PCA-64 (cosine) are computed here in the sa
 recipe is trained with ``imgret train``, exported with ``imgret export`` and scored with
 :func:`imgret.runtime.evaluate.evaluate` (the code behind ``imgret eval``).
 
-    python benchmarks/fmnist_retrieval.py --queries 1000 --recipes seed,conv-contrastive-proj
+    python benchmarks/fmnist_retrieval.py --queries 1000 --recipes seed,seed-simclr-graph-t07
     python benchmarks/fmnist_retrieval.py --queries 0 --recipes all --json results.json
 
 Data: Debian package ``dataset-fashion-mnist`` (MIT licence), read from /usr/share/datasets/fashion-mnist.
@@ -213,7 +213,7 @@ def main() -> None:
     parser.add_argument("--source", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "imgret-fmnist-retrieval"))
     parser.add_argument("--queries", type=int, default=1000, help="class-balanced query subset; 0 = all 10,000")
-    parser.add_argument("--recipes", default="seed,conv-contrastive-proj", help="comma list of " + ",".join(RECIPES) + " or all")
+    parser.add_argument("--recipes", default="seed,seed-simclr-graph-t07", help="comma list of " + ",".join(RECIPES) + " or all")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=0,

@@ -322,6 +322,9 @@ def _fit_graph_heads(run_dir: str, config: TrainConfig, device, datasets: list[C
         epoch = int(state["epoch"])
         if epoch not in done:
             codes = _unit_codes(model, datasets, device, max(config.batch_size, 256))
+            if codes.shape[0] < 3:
+                raise TrainingError(f"the graph head needs at least 3 readable pictures; {run_dir} has "
+                                    f"{codes.shape[0]} (train without --graph-dim)")
             bar = ProgressLine(stream, f"graph head ({name})", config.graph_epochs)
             report = fit_graph_head(codes, model.graph_head, neighbours=config.graph_neighbours,
                                     epochs=config.graph_epochs, seed=config.seed,

@@ -137,3 +137,15 @@ def test_export_can_reweight_the_graph_head(pictures, tmp_path, imgret):
     assert np.allclose((vec[:, 8:] ** 2).sum(axis=1), 0.9, atol=1e-4)  # 3^2 / (1 + 3^2)
     bad = imgret("export", str(tmp_path / "run"), "-o", str(tmp_path / "f.onnx"), "--graph-weight", "0")
     assert bad.code == 2 and not (tmp_path / "f.onnx").exists()
+
+
+def test_graph_head_on_too_few_pictures_is_a_clear_error(tmp_path):
+    from conftest import write_pictures
+
+    from imgret.errors import TrainingError
+    from imgret.train import train
+
+    write_pictures(tmp_path / "two", 2)
+    with pytest.raises(TrainingError, match="at least 3"):
+        train(small_config(tmp_path / "two", tmp_path / "run", epochs=1, val_split=0.0, graph_dim=2))
+    assert (tmp_path / "run" / "last.pt").exists()  # the trained epochs are kept

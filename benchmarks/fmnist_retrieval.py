@@ -87,6 +87,9 @@ RECIPES: dict[str, dict] = {
                                          epochs=20), export=_GRAPH_EXPORT),
     "seed-simclr-graph-t07": dict(train=dict(_SIMCLR, **_GRAPH, arch="seed", image_size=28, min_scale=0.8,
                                              temperature=0.7, epochs=21), export=_GRAPH_EXPORT),
+    # Does P@10 grow with epochs? The t07 code, 30 epochs, trained on the CPU (no head: P@10 is the code's).
+    "seed-simclr-t07-30": dict(train=dict(_SIMCLR, arch="seed", image_size=28, min_scale=0.8, temperature=0.7,
+                                          epochs=30), export=dict(flip_tta=True)),
     "seed-simclr-graph-256": dict(train=dict(_SIMCLR, **_GRAPH, arch="seed", image_size=28, min_scale=0.8,
                                              latent_dim=256, epochs=26), export=_GRAPH_EXPORT),
 }

@@ -111,8 +111,13 @@ def test_exact_and_hnsw_search_agree_on_small_data(monkeypatch):
     exact = vectors.search(idx, data[:20], 5)
     monkeypatch.setattr(vectors, "EXACT_SEARCH_LIMIT", 10)
     approx = vectors.search(idx, data[:20], 5)
-    for (k1, _), (k2, _) in zip(exact, approx):
-        assert list(k1) == list(k2)
+    # HNSW is approximate and its multi-threaded build is not deterministic (30 builds here: overlap
+    # 0.98 at worst, and a query now and then not its own first hit): ask for nearly all of the top 5.
+    overlap = []
+    for q, ((k1, _), (k2, _)) in enumerate(zip(exact, approx, strict=True)):
+        assert int(k1[0]) == q
+        overlap.append(len(set(map(int, k1)) & set(map(int, k2))) / 5)
+    assert np.mean(overlap) >= 0.9
 
 
 def test_model_files_must_be_onnx_and_sane(tmp_path):

@@ -53,8 +53,7 @@ def probe(name):
                   out=os.path.join(WORK, f"probe-{name}"), epochs=2, max_images=PROBE, graph_dim=0)
     res = train(cfg)
     with open(os.path.join(cfg.out, "loss.json")) as fh:
-        history = json.load(fh)
-    history = history if isinstance(history, list) else history["history"]
+        history = json.load(fh)  # write_history's list of per-epoch rows
     print(json.dumps({"name": name, "spe": history[-1]["seconds"], "count": res.train_count}), flush=True)
 
 

@@ -90,6 +90,13 @@ RECIPES: dict[str, dict] = {
     # Does P@10 grow with epochs? The t07 code, 30 epochs, trained on the CPU (no head: P@10 is the code's).
     "seed-simclr-t07-30": dict(train=dict(_SIMCLR, arch="seed", image_size=28, min_scale=0.8, temperature=0.7,
                                           epochs=30), export=dict(flip_tta=True)),
+    # A wider seed encoder (64/128 channels) trained on this CPU: to afford it, the decoder has half the
+    # port's channels and reconstructs only the first view (the decoder cost 15x the encoder). Its last
+    # feature map, reduced to 256 dimensions (imgret.train.maphead), is exported beside code and head.
+    "seed-simclr-graph-w64": dict(train=dict(_SIMCLR, **_GRAPH, arch="seed", image_size=28, min_scale=0.8,
+                                             temperature=0.7, width=64, decoder="half", recon_views=1, epochs=40,
+                                             map_dim=256),
+                                  export=_GRAPH_EXPORT),
     "seed-simclr-graph-256": dict(train=dict(_SIMCLR, **_GRAPH, arch="seed", image_size=28, min_scale=0.8,
                                              latent_dim=256, epochs=26), export=_GRAPH_EXPORT),
 }

@@ -62,10 +62,18 @@ def _require_train_extra(cmd: str, modules: tuple[str, ...] = ("torch",)) -> Non
               help="Views get brightness/contrast/saturation scaled by 1 ± this (and a small hue turn).")
 @click.option("--rotate", type=float, default=0.0, show_default=True, help="Views are rotated up to this many degrees.")
 @click.option("--min-scale", type=float, default=0.75, show_default=True, help="Views zoom in to at most this share of the side.")
-@click.option("--decoder", type=click.Choice(["full", "light"]), default="full", show_default=True,
-              help="conv decoder size; light trains about 4x faster on a CPU (the decoder is not exported).")
+@click.option("--decoder", type=click.Choice(["full", "light", "half"]), default="full", show_default=True,
+              help="Decoder size (it is not exported). conv: light trains about 4x faster on a CPU, half is half "
+                   "of light; seed: full and light are the original's, half has half its channels.")
+@click.option("--recon-views", type=click.IntRange(1, 2), default=2, show_default=True,
+              help="With two views (--invariance): reconstruct both, or only the first (half the decoder's cost).")
 @click.option("--width", type=int, default=32, show_default=True,
-              help="conv encoder: channels of the first stage; each of the four stages doubles them.")
+              help="Encoder channels of the first stage; each later stage doubles them (seed: 32 is the original).")
+@click.option("--map-dim", type=int, default=0, show_default=True,
+              help="After the epochs, fit a PCA of the encoder's last feature map to this size and export it "
+                   "beside the code (keeps detail that tells look-alikes apart); 0 = none.")
+@click.option("--map-weight", type=float, default=1.0, show_default=True,
+              help="Weight of the map head's output beside the code in the exported embedding.")
 @click.option("--graph-dim", type=int, default=0, show_default=True,
               help="After the epochs, fit a neighbour-graph head of this size whose output is exported beside "
                    "the code (groups similar pictures more tightly); 0 = none.")
@@ -77,7 +85,8 @@ def _require_train_extra(cmd: str, modules: tuple[str, ...] = ("torch",)) -> Non
               help="Apply the agreement term to a small training-only head above the embedding.")
 def train_command(data, out, arch, latent_dim, image_size, epochs, batch_size, lr, schedule, val_split, seed,
                   workers, device, resume, max_images, denoise, noise_std, augment, invariance, invariance_loss,
-                  temperature, colour_jitter, rotate, min_scale, decoder, width, graph_dim, graph_neighbours,
+                  temperature, colour_jitter, rotate, min_scale, decoder, recon_views, width, map_dim, map_weight,
+                  graph_dim, graph_neighbours,
                   graph_epochs, graph_weight, projector):
     """Train an autoencoder on the pictures in DATA and keep its checkpoints in a run folder.
 
@@ -85,14 +94,15 @@ def train_command(data, out, arch, latent_dim, image_size, epochs, batch_size, l
     folders they are used as they are; otherwise --val-split of the pictures is held out by a seeded
     split. Unreadable pictures are skipped and counted. Each epoch writes loss.csv, loss.png,
     recon.png, last.pt and (when validation improves) best.pt. Ctrl-C keeps a usable last.pt and
-    exits with status 130; --resume continues it.
+    exits with status 130; --resume continues it. --resume with --map-dim or --graph-dim (and their
+    settings) on a finished run fits those heads without retraining the encoder.
 
     Example:
 
         imgret train ~/Pictures/cats --epochs 20 --out runs/cats && imgret export runs/cats -o cats.onnx
     """
     _require_train_extra("train")
-    from imgret.train import TrainConfig, TrainingInterrupted, train
+    from imgret.train import TrainConfig, TrainingInterrupted, add_heads, train
 
     out = out or os.path.join("runs", os.path.basename(os.path.abspath(data)) or "run")
     config = TrainConfig(data=data, out=out, arch=arch, latent_dim=latent_dim, image_size=image_size,
@@ -100,11 +110,20 @@ def train_command(data, out, arch, latent_dim, image_size, epochs, batch_size, l
                          seed=seed, workers=workers, device=device, max_images=max_images, denoise=denoise,
                          noise_std=noise_std, augment=augment, invariance=invariance,
                          invariance_loss=invariance_loss, temperature=temperature, colour_jitter=colour_jitter,
-                         rotate=rotate, min_scale=min_scale, decoder=decoder,
-                         width=width, graph_dim=graph_dim, graph_neighbours=graph_neighbours,
+                         rotate=rotate, min_scale=min_scale, decoder=decoder, recon_views=recon_views,
+                         width=width, map_dim=map_dim, map_weight=map_weight, graph_dim=graph_dim, graph_neighbours=graph_neighbours,
                          graph_epochs=graph_epochs, graph_weight=graph_weight, projector=projector)
+    # With --resume, head options typed on the command line add those heads to a finished run.
+    ctx = click.get_current_context()
+    heads = {name: value for name, value in (("map_dim", map_dim), ("map_weight", map_weight),
+                                             ("graph_dim", graph_dim), ("graph_neighbours", graph_neighbours),
+                                             ("graph_epochs", graph_epochs), ("graph_weight", graph_weight))
+             if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE}
     try:
-        result = train(config, resume=resume, stream=sys.stderr)
+        if resume and heads:
+            result = add_heads(out, stream=sys.stderr, device=device, workers=workers, **heads)
+        else:
+            result = train(config, resume=resume, stream=sys.stderr)
     except TrainingInterrupted as exc:
         click.echo(str(exc), err=True)
         sys.exit(130)
@@ -125,7 +144,9 @@ def train_command(data, out, arch, latent_dim, image_size, epochs, batch_size, l
 @click.option("--model-id", default=None, help="Name stored in the model.  [default: imgret-<arch>-<dim>d-<size>px-<hash>]")
 @click.option("--graph-weight", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Weight of a graph head's output beside the code.  [default: the run's --graph-weight]")
-def export_command(source, output, flip_tta, int8, model_id, graph_weight):
+@click.option("--map-weight", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Weight of a map head's output beside the code.  [default: the run's --map-weight]")
+def export_command(source, output, flip_tta, int8, model_id, graph_weight, map_weight):
     """Export the encoder of a run folder (its best.pt) or a checkpoint file to ONNX.
 
     The file takes uint8 RGB pictures [N, S, S, 3] and gives L2-normalised embeddings; its metadata
@@ -142,7 +163,7 @@ def export_command(source, output, flip_tta, int8, model_id, graph_weight):
 
     try:
         result = export_encoder(source, output, flip_tta=flip_tta, int8=int8, model_id=model_id,
-                                graph_weight=graph_weight)
+                                graph_weight=graph_weight, map_weight=map_weight)
     except ImgretError as exc:
         raise click.ClickException(str(exc)) from exc
     p = result.parity

@@ -89,14 +89,15 @@ def export_encoder(
     int8: bool = False,
     model_id: str | None = None,
     graph_weight: float | None = None,
+    map_weight: float | None = None,
     check_count: int = 32,
     calibration_count: int = 128,
 ) -> ExportResult:
     """Export the encoder of a run folder (its ``best.pt``) or a checkpoint to ``out_path``.
 
     The file carries :class:`~imgret.runtime.modelinfo.ModelInfo` metadata; ``flip_tta`` averages the
-    codes of each picture and its mirror inside the graph. ``graph_weight`` overrides the training
-    config's weight of a graph head's output beside the code. ``int8`` also writes ``*.int8.onnx``
+    codes of each picture and its mirror inside the graph. ``graph_weight`` and ``map_weight`` override
+    the training config's weights of a graph head's and a map head's output beside the code. ``int8`` also writes ``*.int8.onnx``
     (static QDQ, calibrated on validation pictures) and reports how its neighbours differ.
     Raises :class:`~imgret.errors.ExportError` (leaving no file) when the checks fail.
     """
@@ -107,7 +108,8 @@ def export_encoder(
     config = checkpoint_config(state).resolved()
     model = build_from_checkpoint(state)
     try:
-        embedder = embedding_model(model, config, flip_tta=flip_tta, graph_weight=graph_weight)
+        embedder = embedding_model(model, config, flip_tta=flip_tta, graph_weight=graph_weight,
+                                   map_weight=map_weight)
     except TrainingError as exc:
         raise ExportError(str(exc)) from None
     sha = weights_sha256(model.encoder)
@@ -117,13 +119,17 @@ def export_encoder(
     # The objective, so a reader of the model knows how it was trained (not just on what).
     training["recipe"] = {k: getattr(config, k) for k in (
         "augment", "denoise", "invariance", "invariance_loss", "temperature", "colour_jitter", "rotate",
-        "min_scale", "decoder", "width", "projector", "graph_dim", "graph_neighbours", "graph_epochs",
+        "min_scale", "decoder", "recon_views", "width", "projector", "map_dim", "graph_dim", "graph_neighbours", "graph_epochs",
         "batch_size", "lr", "schedule", "seed") if hasattr(config, k)}
+    # Head weights as exported (export may override them).
+    if config.map_dim:
+        training["recipe"]["map_weight"] = embedder.map_weight
     if config.graph_dim:
-        training["recipe"]["graph_weight"] = embedder.graph_weight  # as exported (export may override it)
+        training["recipe"]["graph_weight"] = embedder.graph_weight
+    dim = config.latent_dim + config.map_dim + config.graph_dim
     info = ModelInfo(
-        model_id=model_id or f"imgret-{config.arch}-{config.latent_dim + config.graph_dim}d-{config.image_size}px-{sha[:8]}",
-        input_size=config.image_size, embedding_dim=config.latent_dim + config.graph_dim, metric="cosine", l2_normalised=True,
+        model_id=model_id or f"imgret-{config.arch}-{dim}d-{config.image_size}px-{sha[:8]}",
+        input_size=config.image_size, embedding_dim=dim, metric="cosine", l2_normalised=True,
         arch=config.arch, latent_dim=config.latent_dim, flip_tta=flip_tta, training=training,
         imgret_version=__version__, weights_sha256=sha)
     info.validate()

@@ -7,6 +7,6 @@
 
 from imgret.train.checkpoint import load_encoder
 from imgret.train.config import TrainConfig
-from imgret.train.loop import TrainingInterrupted, TrainResult, train
+from imgret.train.loop import TrainingInterrupted, TrainResult, add_heads, train
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "load_encoder", "train"]
+__all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "add_heads", "load_encoder", "train"]

@@ -99,19 +99,23 @@ def load_encoder(source: str | os.PathLike, *, flip_tta: bool = False) -> Embedd
 
 
 def embedding_model(model: torch.nn.Module, config: TrainConfig, *, flip_tta: bool = False,
-                    graph_weight: float | None = None) -> EmbeddingModel:
-    """The eval-mode :class:`EmbeddingModel` of an autoencoder (with its graph head, when it has one,
-    weighted by ``graph_weight`` or else the config's).
+                    graph_weight: float | None = None, map_weight: float | None = None) -> EmbeddingModel:
+    """The eval-mode :class:`EmbeddingModel` of an autoencoder, with its map and graph heads when it
+    has them, weighted by ``map_weight`` / ``graph_weight`` or else the config's.
 
-    Raises :class:`TrainingError` when the config asks for a graph head that was never fitted."""
-    head = getattr(model, "graph_head", None)
-    if head is not None and int(head.fitted) == 0:
-        raise TrainingError("this checkpoint's graph head was never fitted (training stopped before it); "
-                            "run imgret train --resume on its run folder")
-    weight = config.graph_weight if graph_weight is None else graph_weight
-    if weight <= 0:
-        raise TrainingError("the graph weight must be positive")
-    return EmbeddingModel(model.encoder, flip_tta=flip_tta, graph_head=head, graph_weight=weight).eval()
+    Raises :class:`TrainingError` when the config asks for a head that was never fitted."""
+    heads = {}
+    for kind, weight, default in (("map", map_weight, config.map_weight), ("graph", graph_weight, config.graph_weight)):
+        head = getattr(model, f"{kind}_head", None)
+        if head is not None and int(head.fitted) == 0:
+            raise TrainingError(f"this checkpoint's {kind} head was never fitted (training stopped before it); "
+                                "run imgret train --resume on its run folder")
+        weight = default if weight is None else weight
+        if weight <= 0:
+            raise TrainingError(f"the {kind} weight must be positive")
+        heads[kind] = (head, weight)
+    return EmbeddingModel(model.encoder, flip_tta=flip_tta, graph_head=heads["graph"][0], graph_weight=heads["graph"][1],
+                          map_head=heads["map"][0], map_weight=heads["map"][1]).eval()
 
 
 def rng_state() -> dict:

@@ -50,8 +50,11 @@ class TrainConfig:
     rotate: float = 0.0  # views: rotation up to this many degrees either way
     min_scale: float = 0.75  # views: smallest zoom (share of the side kept)
     projector: bool = False  # agreement term on a training-only head above the embedding
-    decoder: str = "full"  # conv decoder size: "full" or "light" (about 4x cheaper to train)
-    width: int = 32  # conv encoder: channels of the first stage (each later stage doubles them)
+    decoder: str = "full"  # "full", "light" (conv: about 4x cheaper to train) or "half" (half of light; seed: half the port's)
+    recon_views: int = 2  # with two views: reconstruct both (2) or only the first (1, half the decoder's cost)
+    width: int = 32  # encoder channels of the first stage (each later stage doubles them)
+    map_dim: int = 0  # > 0: after the epochs, fit a PCA of the encoder's last feature map to this size (imgret.train.maphead)
+    map_weight: float = 1.0  # its share beside the code in the exported embedding
     graph_dim: int = 0  # > 0: after the epochs, fit a neighbour-graph head of this size (imgret.train.graph)
     graph_neighbours: int = 15
     graph_epochs: int = 10
@@ -72,11 +75,15 @@ class TrainConfig:
             raise TrainingError("--val-split must be in [0, 1)")
         if self.epochs < 1 or self.batch_size < 1 or latent < 1 or self.lr <= 0:
             raise TrainingError("epochs, batch size, latent size and learning rate must be positive")
-        if self.decoder not in ("full", "light"):
-            raise TrainingError("--decoder must be full or light")
+        if self.decoder not in ("full", "light", "half"):
+            raise TrainingError("--decoder must be full, light or half")
+        if self.recon_views not in (1, 2):
+            raise TrainingError("--recon-views must be 1 or 2")
         if self.graph_dim < 0 or self.graph_neighbours < 2 or self.graph_epochs < 1 or self.graph_weight <= 0:
             raise TrainingError("--graph-dim must be >= 0, --graph-neighbours >= 2, --graph-epochs >= 1 "
                                 "and --graph-weight > 0")
+        if self.map_dim < 0 or self.map_weight <= 0:
+            raise TrainingError("--map-dim must be >= 0 and --map-weight > 0")
         if not 8 <= self.width <= 256:
             raise TrainingError("--width must be between 8 and 256")
         if self.invariance_loss not in ("cosine", "contrastive"):

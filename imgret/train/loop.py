@@ -111,7 +111,12 @@ def _batch_loss(model, x: torch.Tensor, config: TrainConfig, gen: torch.Generato
     inputs = augment.random_erase(target, gen) if config.augment else target
     if config.denoise:
         inputs = augment.add_noise(inputs, config.noise_std, gen)
-    recon, z = model(inputs)
+    if two_views and config.recon_views == 1:
+        z = model.encoder(inputs)
+        target = target[: x.shape[0]]
+        recon = model.decode(z[: x.shape[0]])
+    else:
+        recon, z = model(inputs)
     mse = F.mse_loss(recon.float(), target.float())
     loss = mse
     if two_views:
@@ -278,17 +283,58 @@ def train(
         raise TrainingInterrupted(
             f"interrupted after {done} of {config.epochs} epochs; continue with --resume --out {run_dir}",
             last_path) from None
-    if config.graph_dim:
+    if config.graph_dim or config.map_dim:
         try:
-            _fit_graph_heads(run_dir, config, device, [train_set, val_set], stream, say)
+            _fit_heads(run_dir, config, device, [train_set, val_set], stream, say)
         except KeyboardInterrupt:
-            raise TrainingInterrupted(f"interrupted while fitting the graph head; finish it with --resume --out "
+            raise TrainingInterrupted(f"interrupted while fitting the heads; finish them with --resume --out "
                                       f"{run_dir}", last_path) from None
     last = history[-1]
     return TrainResult(run_dir, best_path if os.path.exists(best_path) else last_path, last_path, len(history),
                        last["train_loss"], last["val_loss"], None if math.isinf(best_val) else best_val,
                        len(train_set), len(val_set), dict(cache.skipped),
                        float(np.mean(epoch_seconds)) if epoch_seconds else 0.0, device.type, split.layout)
+
+
+HEAD_SETTINGS = {"map": ("map_dim", "map_weight"),
+                 "graph": ("graph_dim", "graph_neighbours", "graph_epochs", "graph_weight")}
+
+
+def add_heads(run_dir: str | os.PathLike, *, stream: TextIO | None = None, device: str = "auto", workers: int = 0,
+              **settings) -> TrainResult:
+    """Give a finished run the heads it was trained without, fitted on its pictures with the encoder
+    as it is (no epochs run). ``settings`` are the head fields of :class:`TrainConfig` (``map_dim``,
+    ``map_weight``, ``graph_dim``, ...); a kind of head the run already has cannot be changed.
+
+    Example: ``add_heads("runs/photos", map_dim=256)``."""
+    run_dir = os.fspath(run_dir)
+    allowed = {name for names in HEAD_SETTINGS.values() for name in names}
+    unknown = sorted(set(settings) - allowed)
+    if unknown:
+        raise TrainingError(f"not a head setting: {', '.join(unknown)}")
+    last_path = os.path.join(run_dir, "last.pt")
+    state = load_checkpoint(last_path)
+    config = checkpoint_config(state)
+    if int(state["epoch"]) < config.epochs:
+        raise TrainingError(f"{run_dir} has not finished its epochs; finish it with --resume first")
+    for kind, names in HEAD_SETTINGS.items():
+        if getattr(config, f"{kind}_dim") and any(name in settings for name in names):
+            raise TrainingError(f"{run_dir} already has a {kind} head; its settings cannot be changed")
+    new = replace(config, **settings).resolved()
+    head_keys = ("map_head.", "graph_head.")
+    for name in ("best.pt", "last.pt"):
+        path = os.path.join(run_dir, name)
+        if not os.path.exists(path):
+            continue
+        state = load_checkpoint(path)
+        model = build_autoencoder(new)
+        missing, unexpected = model.load_state_dict(state["model"], strict=False)
+        if unexpected or any(not key.startswith(head_keys) for key in missing):
+            raise TrainingError(f"{path} does not match its own settings (missing {missing}, unexpected {unexpected})")
+        state["model"], state["config"] = model.state_dict(), new.to_json()
+        save_checkpoint(path, state)
+    new.save(run_dir)
+    return train(replace(new, out=run_dir, device=device, workers=workers), resume=True, stream=stream)
 
 
 @torch.no_grad()
@@ -304,10 +350,26 @@ def _unit_codes(model, datasets: list[CachedImages], device, batch_size: int) ->
     return torch.cat(out)
 
 
-def _fit_graph_heads(run_dir: str, config: TrainConfig, device, datasets: list[CachedImages],
-                     stream: TextIO | None, say) -> None:
-    """Fit the graph head of ``best.pt`` and ``last.pt`` where it is not fitted yet (once per distinct epoch)."""
+@torch.no_grad()
+def _feature_maps(model, datasets: list[CachedImages], device, batch_size: int):
+    """Each picture's last encoder feature map averaged with its mirror's (flipped back), batch by batch."""
+    from imgret.train.maphead import split_index
+
+    model.eval()
+    split = split_index(model.encoder)
+    trunk = model.encoder[:split]
+    for dataset in datasets:
+        for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            x = to_model_input(batch.to(device))
+            yield ((trunk(x) + torch.flip(trunk(torch.flip(x, dims=[3])), dims=[3])) * 0.5).float()
+
+
+def _fit_heads(run_dir: str, config: TrainConfig, device, datasets: list[CachedImages],
+               stream: TextIO | None, say) -> None:
+    """Fit the map and graph heads of ``best.pt`` and ``last.pt`` where they are not fitted yet (once
+    per distinct epoch)."""
     from imgret.train.graph import fit_graph_head
+    from imgret.train.maphead import fit_map_head
 
     done: dict[int, tuple[dict, dict]] = {}
     for name in ("best.pt", "last.pt"):
@@ -317,24 +379,38 @@ def _fit_graph_heads(run_dir: str, config: TrainConfig, device, datasets: list[C
         state = load_checkpoint(path)
         model = build_autoencoder(config).to(device)
         model.load_state_dict(state["model"])
-        if int(model.graph_head.fitted):
+        heads = [h for h in (getattr(model, "map_head", None), getattr(model, "graph_head", None)) if h is not None]
+        if all(int(h.fitted) for h in heads):
             continue
         epoch = int(state["epoch"])
         if epoch not in done:
-            codes = _unit_codes(model, datasets, device, max(config.batch_size, 256))
-            if codes.shape[0] < 3:
-                raise TrainingError(f"the graph head needs at least 3 readable pictures; {run_dir} has "
-                                    f"{codes.shape[0]} (train without --graph-dim)")
-            bar = ProgressLine(stream, f"graph head ({name})", config.graph_epochs)
-            report = fit_graph_head(codes, model.graph_head, neighbours=config.graph_neighbours,
-                                    epochs=config.graph_epochs, seed=config.seed,
-                                    progress=bar.update)
-            bar.close()
-            say(f"graph head for {name}: {report['points']} pictures, {report['edges']} edges, "
-                f"{report['seconds']} s")
-            done[epoch] = ({k: v.detach().cpu() for k, v in model.state_dict().items()}, report)
-        state["model"], report = done[epoch]
-        state["graph"] = json.dumps(report)
+            reports = {}
+            batch_size = max(config.batch_size, 256)
+            if config.map_dim and not int(model.map_head.fitted):
+                say(f"map head for {name}: principal axes of the encoder's feature maps")
+                try:
+                    reports["map"] = fit_map_head(_feature_maps(model, datasets, device, batch_size), model.map_head)
+                except ValueError as exc:
+                    raise TrainingError(f"{exc} in {run_dir} (train without --map-dim)") from None
+                say(f"map head for {name}: {reports['map']['points']} pictures, {reports['map']['features']} "
+                    f"features, {reports['map']['explained_variance']:.0%} of their variance kept, "
+                    f"{reports['map']['seconds']} s")
+            if config.graph_dim and not int(model.graph_head.fitted):
+                codes = _unit_codes(model, datasets, device, batch_size)
+                if codes.shape[0] < 3:
+                    raise TrainingError(f"the graph head needs at least 3 readable pictures; {run_dir} has "
+                                        f"{codes.shape[0]} (train without --graph-dim)")
+                bar = ProgressLine(stream, f"graph head ({name})", config.graph_epochs)
+                reports["graph"] = fit_graph_head(codes, model.graph_head, neighbours=config.graph_neighbours,
+                                                  epochs=config.graph_epochs, seed=config.seed,
+                                                  progress=bar.update)
+                bar.close()
+                say(f"graph head for {name}: {reports['graph']['points']} pictures, {reports['graph']['edges']} "
+                    f"edges, {reports['graph']['seconds']} s")
+            done[epoch] = ({k: v.detach().cpu() for k, v in model.state_dict().items()}, reports)
+        state["model"], reports = done[epoch]
+        for kind, report in reports.items():
+            state[kind] = json.dumps(report)
         save_checkpoint(path, state)
 
 

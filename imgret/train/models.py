@@ -12,35 +12,45 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from imgret.errors import TrainingError
 from imgret.train.config import TrainConfig
 from imgret.train.graph import GraphHead
+from imgret.train.maphead import MAX_MAP_FEATURES, MapHead, split_index
 
 # The decoder only serves training (export keeps the encoder); "light" costs about a quarter of "full"
 # and is what CPU-trained recipes use.
-DECODERS = {"full": (128, 128, 64, 32, 32), "light": (128, 64, 32, 16, 16)}
+DECODERS = {"full": (128, 128, 64, 32, 32), "light": (128, 64, 32, 16, 16), "half": (64, 32, 16, 8, 8)}
+# The seed decoder is the Keras port's (64, 32) for "full" and "light" (so runs saved before "half"
+# existed still load); "half" halves its channels, about 2x cheaper to train.
+SEED_DECODERS = {"full": (64, 32), "light": (64, 32), "half": (32, 16)}
 
 
 class SeedAutoencoder(nn.Module):
-    """Port of the original Keras autoencoder: Conv(32)/Conv(64) stride 2, ReLU then BatchNorm."""
+    """Port of the original Keras autoencoder: Conv(32)/Conv(64) stride 2, ReLU then BatchNorm.
 
-    def __init__(self, image_size: int, latent_dim: int = 16) -> None:
+    ``width`` sets the first convolution's channels (the second has twice as many); 32 is the port.
+    ``decoder_widths`` are the two transposed convolutions' channels; (64, 32) is the port."""
+
+    def __init__(self, image_size: int, latent_dim: int = 16, width: int = 32,
+                 decoder_widths: tuple[int, int] = (64, 32)) -> None:
         super().__init__()
         grid = image_size // 4
         self.grid = grid
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, 32, 3, stride=2, padding=1), nn.ReLU(), nn.BatchNorm2d(32),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(), nn.BatchNorm2d(64),
-            nn.Flatten(), nn.Linear(64 * grid * grid, latent_dim),
+            nn.Conv2d(3, width, 3, stride=2, padding=1), nn.ReLU(), nn.BatchNorm2d(width),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(), nn.BatchNorm2d(2 * width),
+            nn.Flatten(), nn.Linear(2 * width * grid * grid, latent_dim),
         )
-        self.decoder_head = nn.Linear(latent_dim, 64 * grid * grid)
+        a, b = decoder_widths
+        self.decoder_head = nn.Linear(latent_dim, a * grid * grid)
         self.decoder_body = nn.Sequential(
-            nn.ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1), nn.ReLU(), nn.BatchNorm2d(64),
-            nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1), nn.ReLU(), nn.BatchNorm2d(32),
-            nn.Conv2d(32, 3, 3, padding=1), nn.Sigmoid(),
+            nn.ConvTranspose2d(a, a, 3, stride=2, padding=1, output_padding=1), nn.ReLU(), nn.BatchNorm2d(a),
+            nn.ConvTranspose2d(a, b, 3, stride=2, padding=1, output_padding=1), nn.ReLU(), nn.BatchNorm2d(b),
+            nn.Conv2d(b, 3, 3, padding=1), nn.Sigmoid(),
         )
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.decoder_head(z).view(-1, 64, self.grid, self.grid)
+        h = self.decoder_head(z).view(z.shape[0], -1, self.grid, self.grid)
         return self.decoder_body(h)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,7 +99,8 @@ class ConvAutoencoder(nn.Module):
 def build_autoencoder(config: TrainConfig) -> nn.Module:
     """The autoencoder named by ``config.arch`` (config must be :meth:`~TrainConfig.resolved`)."""
     if config.arch == "seed":
-        model = SeedAutoencoder(config.image_size, config.latent_dim)
+        model = SeedAutoencoder(config.image_size, config.latent_dim, width=config.width,
+                                decoder_widths=SEED_DECODERS[config.decoder])
     else:
         widths = tuple(config.width * 2**i for i in range(4))
         model = ConvAutoencoder(config.image_size, config.latent_dim, widths=widths,
@@ -97,10 +108,28 @@ def build_autoencoder(config: TrainConfig) -> nn.Module:
     if config.projector:
         # A small head used only by the agreement term; the embedding (and the export) is its input.
         model.projector = nn.Sequential(nn.Linear(config.latent_dim, 256), nn.ReLU(inplace=True), nn.Linear(256, 128))
+    if config.map_dim:
+        # Fitted after the epochs by imgret.train.maphead; exported beside the code.
+        in_features = map_size(model.encoder, config.image_size)
+        if in_features > MAX_MAP_FEATURES:
+            raise TrainingError(f"--map-dim needs a feature map of at most {MAX_MAP_FEATURES} values; this "
+                                f"encoder's has {in_features} (use a smaller --image-size or --width)")
+        model.map_head = MapHead(in_features, config.map_dim)
     if config.graph_dim:
         # Fitted after the epochs by imgret.train.graph; exported beside the code.
         model.graph_head = GraphHead(config.latent_dim, config.graph_dim)
     return model
+
+
+def map_size(encoder: nn.Sequential, image_size: int) -> int:
+    """Values in the encoder's last feature map for one picture."""
+    trunk = encoder[: split_index(encoder)]
+    was_training = trunk.training
+    trunk.eval()
+    with torch.no_grad():
+        size = trunk(torch.zeros(1, 3, image_size, image_size)).numel()
+    trunk.train(was_training)
+    return size
 
 
 def to_model_input(images: torch.Tensor) -> torch.Tensor:
@@ -112,28 +141,48 @@ class EmbeddingModel(nn.Module):
     """The exported graph: uint8 NHWC RGB ``[N, S, S, 3]`` → float32 ``[N, D]`` embedding.
 
     Casting, scaling to ``[0, 1]`` and the NCHW transpose happen inside; with ``flip_tta`` the
-    codes of the picture and its horizontal mirror are averaged; with a fitted ``graph_head`` the
-    output is the unit code and ``graph_weight`` times the unit head output side by side; with
-    ``l2_normalise`` each vector is divided by its norm, so the metric is cosine.
+    codes of the picture and its horizontal mirror are averaged (and, for a map head, their feature
+    maps, the mirror's flipped back). With fitted heads the output is the unit code, then
+    ``map_weight`` times the unit map-head output, then ``graph_weight`` times the unit graph-head
+    output, side by side; with ``l2_normalise`` each vector is divided by its norm, so the metric is
+    cosine.
     """
 
     def __init__(self, encoder: nn.Module, *, flip_tta: bool = False, l2_normalise: bool = True,
-                 graph_head: nn.Module | None = None, graph_weight: float = 1.0) -> None:
+                 graph_head: nn.Module | None = None, graph_weight: float = 1.0,
+                 map_head: nn.Module | None = None, map_weight: float = 1.0) -> None:
         super().__init__()
         self.encoder = encoder
         self.flip_tta = flip_tta
         self.l2_normalise = l2_normalise
         self.graph_head = graph_head
         self.graph_weight = float(graph_weight)
+        self.map_head = map_head
+        self.map_weight = float(map_weight)
+        self.split = split_index(encoder) if map_head is not None else 0
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = image.permute(0, 3, 1, 2).to(torch.float32) / 255.0
-        z = self.encoder(x)
-        if self.flip_tta:
-            z = (z + self.encoder(torch.flip(x, dims=[3]))) * 0.5
-        if self.graph_head is not None:
-            z = _unit(z)
-            z = torch.cat([z, self.graph_weight * _unit(self.graph_head(z))], dim=1)
+        if self.map_head is None:
+            z = self.encoder(x)
+            if self.flip_tta:
+                z = (z + self.encoder(torch.flip(x, dims=[3]))) * 0.5
+        else:
+            trunk, tail = self.encoder[: self.split], self.encoder[self.split:]
+            fmap = trunk(x)
+            z = tail(fmap)
+            if self.flip_tta:
+                mirror = trunk(torch.flip(x, dims=[3]))
+                z = (z + tail(mirror)) * 0.5
+                fmap = (fmap + torch.flip(mirror, dims=[3])) * 0.5
+        if self.map_head is not None or self.graph_head is not None:
+            code = _unit(z)
+            parts = [code]
+            if self.map_head is not None:
+                parts.append(self.map_weight * _unit(self.map_head(fmap)))
+            if self.graph_head is not None:
+                parts.append(self.graph_weight * _unit(self.graph_head(code)))
+            z = torch.cat(parts, dim=1)
         if self.l2_normalise:
             z = _unit(z)
         return z

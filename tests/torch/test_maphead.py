@@ -1,0 +1,153 @@
+"""The feature-map head (PCA of the encoder's last feature map), adding heads to a finished run, and
+the cheaper seed decoder options (width, half decoder, one reconstructed view)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import small_config  # noqa: E402
+
+from imgret.train.maphead import MapHead, fit_map_head, map_features  # noqa: E402
+
+
+def test_fit_map_head_finds_the_principal_axes_of_the_square_rooted_maps():
+    gen = torch.Generator().manual_seed(0)
+    # Mirror-symmetric maps [6, 2, 2] whose square-rooted left halves vary along two known directions.
+    axes = torch.nn.functional.normalize(torch.rand(2, 12, generator=gen), dim=1)
+    axes[1] -= (axes[1] @ axes[0]) * axes[0]
+    axes[1] /= axes[1].norm()
+    coeff = torch.randn(500, 2, generator=gen) * torch.tensor([3.0, 1.0])
+    half = (5.0 + coeff @ axes + 0.01 * torch.randn(500, 12, generator=gen)).reshape(500, 6, 2, 1)
+    rooted = torch.cat([half, half], dim=3)
+    maps = rooted**2
+    full_axes = torch.nn.functional.normalize(torch.cat([axes.reshape(2, 6, 2, 1)] * 2, dim=3).reshape(2, 24), dim=1)
+    head = MapHead(24, 2)
+    report = fit_map_head((maps[s:s + 64] for s in range(0, 500, 64)), head)  # streamed in uneven batches
+    assert int(head.fitted) == 1 and report["points"] == 500 and report["explained_variance"] > 0.99
+    assert torch.allclose(head.mean, rooted.reshape(500, 24).mean(dim=0), atol=1e-4)
+    # The first axis is the high-variance direction, the second the other one (up to sign).
+    assert abs(float(head.components[:, 0] @ full_axes[0])) > 0.995
+    assert abs(float(head.components[:, 1] @ full_axes[1])) > 0.98
+    out = head(maps)
+    assert torch.allclose(out.mean(dim=0), torch.zeros(2), atol=1e-3)
+    assert float(out[:, 0].std()) > 2.5 * float(out[:, 1].std())
+
+
+def test_map_features_are_mirror_symmetric_and_ignore_negative_values():
+    fmap = torch.tensor([[[[-4.0, 12.0], [-9.0, 41.0]], [[-6.0, 2.0], [0.0, 0.0]]]])
+    assert map_features(fmap).tolist() == [[2.0, 2.0, 4.0, 4.0, 0.0, 0.0, 0.0, 0.0]]
+    assert torch.equal(map_features(torch.flip(fmap, dims=[3])), map_features(fmap))
+
+
+def test_map_run_exports_code_and_map_side_by_side_and_mirror_averages(pictures, tmp_path):
+    import onnxruntime as ort
+
+    from imgret.export import export_encoder
+    from imgret.train import train
+    from imgret.train.checkpoint import load_checkpoint
+
+    train(small_config(pictures, tmp_path / "run", arch="seed", latent_dim=12, width=8, map_dim=5, map_weight=2.0))
+    state = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert int(state["model"]["map_head.fitted"]) == 1
+    assert json.loads(state["map"])["features"] == 16 * 8 * 8  # seed: 2 x width channels on a 8x8 grid
+    out = export_encoder(tmp_path / "run", tmp_path / "e.onnx", flip_tta=True)
+    assert out.info.embedding_dim == 17 and out.info.training["recipe"]["map_dim"] == 5
+    assert out.info.training["recipe"]["map_weight"] == 2.0
+    assert out.parity.max_abs_diff < 1e-4
+    sess = ort.InferenceSession(str(out.path))
+    batch = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    vec = sess.run(None, {"image": batch})[0]
+    assert vec.shape == (4, 17)
+    assert np.allclose((vec[:, 12:] ** 2).sum(axis=1), 0.8, atol=1e-4)  # 2^2 / (1 + 2^2)
+    # With mirror averaging and the head's mirror-symmetric map, a picture and its mirror embed alike.
+    mirrored = sess.run(None, {"image": np.ascontiguousarray(batch[:, :, ::-1])})[0]
+    assert np.allclose(vec, mirrored, atol=1e-5)
+
+
+def test_too_large_a_feature_map_is_refused(pictures, tmp_path):
+    from imgret.errors import TrainingError
+    from imgret.train.models import build_autoencoder
+
+    config = small_config(pictures, tmp_path / "run", arch="seed", image_size=64, width=64, map_dim=8).resolved()
+    with pytest.raises(TrainingError, match="feature map of at most"):
+        build_autoencoder(config)
+
+
+def test_add_heads_fits_new_heads_on_a_finished_run_without_training(pictures, tmp_path, imgret):
+    from imgret.errors import TrainingError
+    from imgret.train import add_heads, train
+    from imgret.train.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    train(small_config(pictures, run, epochs=1, latent_dim=8))
+    before = load_checkpoint(run / "last.pt")
+    result = add_heads(run, map_dim=3, graph_dim=2, graph_neighbours=4, graph_epochs=1)
+    assert result.epochs == 1
+    for name in ("best.pt", "last.pt"):
+        state = load_checkpoint(run / name)
+        assert json.loads(state["config"])["map_dim"] == 3
+        assert int(state["model"]["map_head.fitted"]) == 1 and int(state["model"]["graph_head.fitted"]) == 1
+        # The encoder is untouched.
+        for key, value in before["model"].items():
+            assert torch.equal(state["model"][key], value), key
+    assert json.loads((run / "config.json").read_text())["graph_dim"] == 2
+    # A kind of head the run already has is not changed, and unknown settings are named.
+    with pytest.raises(TrainingError, match="already has a map head"):
+        add_heads(run, map_dim=4)
+    with pytest.raises(TrainingError, match="not a head setting: epochs"):
+        add_heads(run, epochs=3)
+    exported = imgret("export", str(run), "-o", str(tmp_path / "e.onnx"))
+    assert exported.code == 0, exported.stderr
+    assert "13-d" in exported.stdout  # 8 code + 3 map + 2 graph
+
+
+def test_add_heads_refuses_an_unfinished_run_and_the_cli_routes_resume_with_heads(pictures, tmp_path, imgret):
+    from imgret.train import add_heads, train
+    from imgret.train.checkpoint import load_checkpoint, save_checkpoint
+
+    run = tmp_path / "run"
+    train(small_config(pictures, run, epochs=1, latent_dim=8))
+    result = imgret("train", str(pictures), "--out", str(run), "--resume", "--map-dim", "4")
+    assert result.code == 0, result.stderr
+    assert "map head for best.pt" in result.stderr
+    assert json.loads(load_checkpoint(run / "last.pt")["config"])["map_dim"] == 4
+    state = load_checkpoint(run / "last.pt")
+    state["epoch"] = 0
+    save_checkpoint(run / "last.pt", state)
+    from imgret.errors import TrainingError
+
+    with pytest.raises(TrainingError, match="has not finished"):
+        add_heads(run, graph_dim=2)
+
+
+def test_seed_width_half_decoder_and_one_reconstructed_view(pictures, tmp_path):
+    from imgret.train import loop, train
+    from imgret.train.checkpoint import build_from_checkpoint, load_checkpoint
+    from imgret.train.models import build_autoencoder
+
+    config = small_config(pictures, tmp_path / "run", arch="seed", width=8, decoder="half", recon_views=1,
+                          latent_dim=6, augment=True, invariance=1.0, invariance_loss="contrastive",
+                          projector=True).resolved()
+    model = build_autoencoder(config)
+    convs = [m for m in model.encoder if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [8, 16]
+    deconvs = [m for m in model.decoder_body if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [c.out_channels for c in deconvs] == [32, 16]  # half the port's (64, 32)
+    seen = []
+    model.decoder_body.register_forward_hook(lambda _m, _i, out: seen.append(out.shape[0]))
+    loss, mse = loop._batch_loss(model, torch.rand(5, 3, 32, 32), config, torch.Generator().manual_seed(0))
+    assert seen == [5] and torch.isfinite(loss) and float(mse) > 0  # one view of 5 decoded, both encoded
+    train(config)
+    assert build_from_checkpoint(load_checkpoint(tmp_path / "run" / "best.pt")).encoder[0].out_channels == 8
+
+
+def test_recon_views_out_of_range_is_refused(pictures, tmp_path):
+    from imgret.errors import TrainingError
+
+    with pytest.raises(TrainingError, match="--recon-views"):
+        small_config(pictures, tmp_path / "run", recon_views=3).resolved()

@@ -151,3 +151,15 @@ def test_recon_views_out_of_range_is_refused(pictures, tmp_path):
 
     with pytest.raises(TrainingError, match="--recon-views"):
         small_config(pictures, tmp_path / "run", recon_views=3).resolved()
+
+
+def test_map_head_on_a_single_picture_is_a_clear_error(tmp_path):
+    from conftest import write_pictures
+
+    from imgret.errors import TrainingError
+    from imgret.train import train
+
+    write_pictures(tmp_path / "one", 1)
+    with pytest.raises(TrainingError, match="at least 2 pictures"):
+        train(small_config(tmp_path / "one", tmp_path / "run", epochs=1, val_split=0.0, map_dim=2))
+    assert (tmp_path / "run" / "last.pt").exists()  # the trained epoch is kept

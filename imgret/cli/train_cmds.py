@@ -103,6 +103,7 @@ def train_command(data, out, arch, latent_dim, image_size, epochs, batch_size, l
     """
     _require_train_extra("train")
     from imgret.train import TrainConfig, TrainingInterrupted, add_heads, train
+    from imgret.train.loop import HEAD_SETTINGS
 
     out = out or os.path.join("runs", os.path.basename(os.path.abspath(data)) or "run")
     config = TrainConfig(data=data, out=out, arch=arch, latent_dim=latent_dim, image_size=image_size,
@@ -115,9 +116,7 @@ def train_command(data, out, arch, latent_dim, image_size, epochs, batch_size, l
                          graph_epochs=graph_epochs, graph_weight=graph_weight, projector=projector)
     # With --resume, head options typed on the command line add those heads to a finished run.
     ctx = click.get_current_context()
-    heads = {name: value for name, value in (("map_dim", map_dim), ("map_weight", map_weight),
-                                             ("graph_dim", graph_dim), ("graph_neighbours", graph_neighbours),
-                                             ("graph_epochs", graph_epochs), ("graph_weight", graph_weight))
+    heads = {name: ctx.params[name] for names in HEAD_SETTINGS.values() for name in names
              if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE}
     try:
         if resume and heads:

@@ -113,9 +113,8 @@ def embedding_model(model: torch.nn.Module, config: TrainConfig, *, flip_tta: bo
         weight = default if weight is None else weight
         if weight <= 0:
             raise TrainingError(f"the {kind} weight must be positive")
-        heads[kind] = (head, weight)
-    return EmbeddingModel(model.encoder, flip_tta=flip_tta, graph_head=heads["graph"][0], graph_weight=heads["graph"][1],
-                          map_head=heads["map"][0], map_weight=heads["map"][1]).eval()
+        heads[f"{kind}_head"], heads[f"{kind}_weight"] = head, weight
+    return EmbeddingModel(model.encoder, flip_tta=flip_tta, **heads).eval()
 
 
 def rng_state() -> dict:

@@ -35,7 +35,7 @@ from imgret.train.checkpoint import (
 from imgret.train.config import TrainConfig
 from imgret.train.data import CachedImages, build_cache, split_paths
 from imgret.train.history import write_history
-from imgret.train.models import build_autoencoder, to_model_input
+from imgret.train.models import build_autoencoder, encode, to_model_input
 from imgret.train.plots import loss_chart, recon_grid
 from imgret.train.progress import ProgressLine
 
@@ -344,8 +344,7 @@ def _unit_codes(model, datasets: list[CachedImages], device, batch_size: int) ->
     out = []
     for dataset in datasets:
         for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            x = to_model_input(batch.to(device))
-            z = (model.encoder(x) + model.encoder(torch.flip(x, dims=[3]))) * 0.5
+            z, _ = encode(model.encoder, to_model_input(batch.to(device)), flip_tta=True)
             out.append(F.normalize(z.float(), dim=1))
     return torch.cat(out)
 
@@ -353,15 +352,11 @@ def _unit_codes(model, datasets: list[CachedImages], device, batch_size: int) ->
 @torch.no_grad()
 def _feature_maps(model, datasets: list[CachedImages], device, batch_size: int):
     """Each picture's last encoder feature map averaged with its mirror's (flipped back), batch by batch."""
-    from imgret.train.maphead import split_index
-
     model.eval()
-    split = split_index(model.encoder)
-    trunk = model.encoder[:split]
     for dataset in datasets:
         for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            x = to_model_input(batch.to(device))
-            yield ((trunk(x) + torch.flip(trunk(torch.flip(x, dims=[3])), dims=[3])) * 0.5).float()
+            _, fmap = encode(model.encoder, to_model_input(batch.to(device)), flip_tta=True, with_map=True)
+            yield fmap.float()
 
 
 def _fit_heads(run_dir: str, config: TrainConfig, device, datasets: list[CachedImages],

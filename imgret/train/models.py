@@ -148,7 +148,7 @@ class EmbeddingModel(nn.Module):
     cosine.
     """
 
-    def __init__(self, encoder: nn.Module, *, flip_tta: bool = False, l2_normalise: bool = True,
+    def __init__(self, encoder: nn.Sequential, *, flip_tta: bool = False, l2_normalise: bool = True,
                  graph_head: nn.Module | None = None, graph_weight: float = 1.0,
                  map_head: nn.Module | None = None, map_weight: float = 1.0) -> None:
         super().__init__()
@@ -159,22 +159,10 @@ class EmbeddingModel(nn.Module):
         self.graph_weight = float(graph_weight)
         self.map_head = map_head
         self.map_weight = float(map_weight)
-        self.split = split_index(encoder) if map_head is not None else 0
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = image.permute(0, 3, 1, 2).to(torch.float32) / 255.0
-        if self.map_head is None:
-            z = self.encoder(x)
-            if self.flip_tta:
-                z = (z + self.encoder(torch.flip(x, dims=[3]))) * 0.5
-        else:
-            trunk, tail = self.encoder[: self.split], self.encoder[self.split:]
-            fmap = trunk(x)
-            z = tail(fmap)
-            if self.flip_tta:
-                mirror = trunk(torch.flip(x, dims=[3]))
-                z = (z + tail(mirror)) * 0.5
-                fmap = (fmap + torch.flip(mirror, dims=[3])) * 0.5
+        z, fmap = encode(self.encoder, x, flip_tta=self.flip_tta, with_map=self.map_head is not None)
         if self.map_head is not None or self.graph_head is not None:
             code = _unit(z)
             parts = [code]
@@ -186,6 +174,22 @@ class EmbeddingModel(nn.Module):
         if self.l2_normalise:
             z = _unit(z)
         return z
+
+
+def encode(encoder: nn.Sequential, x: torch.Tensor, *, flip_tta: bool,
+           with_map: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The code of float NCHW pictures and, ``with_map``, the encoder's last feature map. With
+    ``flip_tta`` each is averaged with the mirror image's (the mirror's map flipped back into place),
+    as the exported graph does; the heads are fitted on these same values."""
+    split = split_index(encoder)
+    trunk, tail = encoder[:split], encoder[split:]
+    fmap = trunk(x)
+    z = tail(fmap)
+    if flip_tta:
+        mirror = trunk(torch.flip(x, dims=[3]))
+        z = (z + tail(mirror)) * 0.5
+        fmap = (fmap + torch.flip(mirror, dims=[3])) * 0.5 if with_map else fmap
+    return z, fmap if with_map else None
 
 
 def _unit(z: torch.Tensor) -> torch.Tensor:

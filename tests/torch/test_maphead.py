@@ -116,6 +116,13 @@ def test_add_heads_refuses_an_unfinished_run_and_the_cli_routes_resume_with_head
     assert result.code == 0, result.stderr
     assert "map head for best.pt" in result.stderr
     assert json.loads(load_checkpoint(run / "last.pt")["config"])["map_dim"] == 4
+    import onnxruntime as ort
+
+    exported = imgret("export", str(run), "-o", str(tmp_path / "e.onnx"), "--map-weight", "3")
+    assert exported.code == 0, exported.stderr
+    batch = np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    vec = ort.InferenceSession(str(tmp_path / "e.onnx")).run(None, {"image": batch})[0]
+    assert vec.shape == (3, 12) and np.allclose((vec[:, 8:] ** 2).sum(axis=1), 0.9, atol=1e-4)  # 3^2 / (1 + 3^2)
     state = load_checkpoint(run / "last.pt")
     state["epoch"] = 0
     save_checkpoint(run / "last.pt", state)

@@ -96,7 +96,9 @@ RECIPES: dict[str, dict] = {
     "seed-simclr-graph-w64": dict(train=dict(_SIMCLR, **_GRAPH, arch="seed", image_size=28, min_scale=0.8,
                                              temperature=0.7, width=64, decoder="half", recon_views=1, epochs=40,
                                              map_dim=256),
-                                  export=_GRAPH_EXPORT),
+                                  export=dict(_GRAPH_EXPORT, map_whiten=0.0)),
+    # The same run folder, exported with the map head's axes partly whitened (variance ** -0.35).
+    "seed-simclr-graph-w64-white": dict(run="seed-simclr-graph-w64", export=dict(_GRAPH_EXPORT, map_whiten=0.35)),
     "seed-simclr-graph-256": dict(train=dict(_SIMCLR, **_GRAPH, arch="seed", image_size=28, min_scale=0.8,
                                              latent_dim=256, epochs=26), export=_GRAPH_EXPORT),
 }
@@ -160,12 +162,18 @@ def baseline_rows(source: str, queries: int, seed: int) -> dict[str, dict[str, f
     return rows
 
 
+def run_name(name: str) -> str:
+    """The recipe whose run folder (and training) ``name`` uses: a recipe with ``run`` only changes the export."""
+    return RECIPES[name].get("run", name)
+
+
 def recipe_config(name: str, data: str, work: str, seed: int, workers: int = 0):
     """The :class:`TrainConfig` of a recipe (validation 5%), resolved."""
     from imgret.train import TrainConfig
 
-    return TrainConfig(data=os.path.join(data, "train"), out=os.path.join(work, f"run-{name}"), val_split=0.05,
-                       seed=seed, workers=workers, **RECIPES[name]["train"]).resolved()
+    trained = run_name(name)
+    return TrainConfig(data=os.path.join(data, "train"), out=os.path.join(work, f"run-{trained}"), val_split=0.05,
+                       seed=seed, workers=workers, **RECIPES[trained]["train"]).resolved()
 
 
 def _same_recipe(a, b) -> bool:
@@ -207,7 +215,7 @@ def run_recipe(name: str, data: str, work: str, queries: int, seed: int, threads
     trained = train_recipe(name, data, work, seed, threads, workers)
     if stage == "train":
         return None
-    run_dir = os.path.join(work, f"run-{name}")
+    run_dir = os.path.join(work, f"run-{run_name(name)}")
     model = os.path.join(work, f"{name}.onnx")
     exported = export_encoder(run_dir, model, **RECIPES[name]["export"])
     report, _, _ = evaluate(data, model=model, index_dir=os.path.join(work, f"lib-{name}"), queries=queries,

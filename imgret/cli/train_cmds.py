@@ -74,6 +74,9 @@ def _require_train_extra(cmd: str, modules: tuple[str, ...] = ("torch",)) -> Non
                    "beside the code (keeps detail that tells look-alikes apart); 0 = none.")
 @click.option("--map-weight", type=float, default=1.0, show_default=True,
               help="Weight of the map head's output beside the code in the exported embedding.")
+@click.option("--map-whiten", type=click.FloatRange(0, 1), default=0.35, show_default=True,
+              help="Scale the map head's axes by their variance to this power, negated (0: plain PCA; "
+                   "0.5: every axis the same variance).")
 @click.option("--graph-dim", type=int, default=0, show_default=True,
               help="After the epochs, fit a neighbour-graph head of this size whose output is exported beside "
                    "the code (groups similar pictures more tightly); 0 = none.")
@@ -86,7 +89,7 @@ def _require_train_extra(cmd: str, modules: tuple[str, ...] = ("torch",)) -> Non
 def train_command(data, out, arch, latent_dim, image_size, epochs, batch_size, lr, schedule, val_split, seed,
                   workers, device, resume, max_images, denoise, noise_std, augment, invariance, invariance_loss,
                   temperature, colour_jitter, rotate, min_scale, decoder, recon_views, width, map_dim, map_weight,
-                  graph_dim, graph_neighbours,
+                  map_whiten, graph_dim, graph_neighbours,
                   graph_epochs, graph_weight, projector):
     """Train an autoencoder on the pictures in DATA and keep its checkpoints in a run folder.
 
@@ -112,7 +115,8 @@ def train_command(data, out, arch, latent_dim, image_size, epochs, batch_size, l
                          noise_std=noise_std, augment=augment, invariance=invariance,
                          invariance_loss=invariance_loss, temperature=temperature, colour_jitter=colour_jitter,
                          rotate=rotate, min_scale=min_scale, decoder=decoder, recon_views=recon_views,
-                         width=width, map_dim=map_dim, map_weight=map_weight, graph_dim=graph_dim, graph_neighbours=graph_neighbours,
+                         width=width, map_dim=map_dim, map_weight=map_weight, map_whiten=map_whiten,
+                         graph_dim=graph_dim, graph_neighbours=graph_neighbours,
                          graph_epochs=graph_epochs, graph_weight=graph_weight, projector=projector)
     # With --resume, head options typed on the command line add those heads to a finished run.
     ctx = click.get_current_context()
@@ -145,7 +149,9 @@ def train_command(data, out, arch, latent_dim, image_size, epochs, batch_size, l
               help="Weight of a graph head's output beside the code.  [default: the run's --graph-weight]")
 @click.option("--map-weight", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Weight of a map head's output beside the code.  [default: the run's --map-weight]")
-def export_command(source, output, flip_tta, int8, model_id, graph_weight, map_weight):
+@click.option("--map-whiten", type=click.FloatRange(0, 1), default=None,
+              help="Whitening of a map head's axes (see imgret train).  [default: the run's --map-whiten]")
+def export_command(source, output, flip_tta, int8, model_id, graph_weight, map_weight, map_whiten):
     """Export the encoder of a run folder (its best.pt) or a checkpoint file to ONNX.
 
     The file takes uint8 RGB pictures [N, S, S, 3] and gives L2-normalised embeddings; its metadata
@@ -162,7 +168,7 @@ def export_command(source, output, flip_tta, int8, model_id, graph_weight, map_w
 
     try:
         result = export_encoder(source, output, flip_tta=flip_tta, int8=int8, model_id=model_id,
-                                graph_weight=graph_weight, map_weight=map_weight)
+                                graph_weight=graph_weight, map_weight=map_weight, map_whiten=map_whiten)
     except ImgretError as exc:
         raise click.ClickException(str(exc)) from exc
     p = result.parity

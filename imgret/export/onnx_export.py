@@ -90,6 +90,7 @@ def export_encoder(
     model_id: str | None = None,
     graph_weight: float | None = None,
     map_weight: float | None = None,
+    map_whiten: float | None = None,
     check_count: int = 32,
     calibration_count: int = 128,
 ) -> ExportResult:
@@ -97,7 +98,8 @@ def export_encoder(
 
     The file carries :class:`~imgret.runtime.modelinfo.ModelInfo` metadata; ``flip_tta`` averages the
     codes of each picture and its mirror inside the graph. ``graph_weight`` and ``map_weight`` override
-    the training config's weights of a graph head's and a map head's output beside the code. ``int8`` also writes ``*.int8.onnx``
+    the training config's weights of a graph head's and a map head's output beside the code, and
+    ``map_whiten`` its whitening of the map head's axes. ``int8`` also writes ``*.int8.onnx``
     (static QDQ, calibrated on validation pictures) and reports how its neighbours differ.
     Raises :class:`~imgret.errors.ExportError` (leaving no file) when the checks fail.
     """
@@ -109,7 +111,7 @@ def export_encoder(
     model = build_from_checkpoint(state)
     try:
         embedder = embedding_model(model, config, flip_tta=flip_tta, graph_weight=graph_weight,
-                                   map_weight=map_weight)
+                                   map_weight=map_weight, map_whiten=map_whiten)
     except TrainingError as exc:
         raise ExportError(str(exc)) from None
     sha = weights_sha256(model.encoder)
@@ -124,6 +126,7 @@ def export_encoder(
     # Head weights as exported (export may override them).
     if config.map_dim:
         training["recipe"]["map_weight"] = embedder.map_weight
+        training["recipe"]["map_whiten"] = embedder.map_whiten
     if config.graph_dim:
         training["recipe"]["graph_weight"] = embedder.graph_weight
     dim = config.latent_dim + config.map_dim + config.graph_dim

@@ -99,11 +99,14 @@ def load_encoder(source: str | os.PathLike, *, flip_tta: bool = False) -> Embedd
 
 
 def embedding_model(model: torch.nn.Module, config: TrainConfig, *, flip_tta: bool = False,
-                    graph_weight: float | None = None, map_weight: float | None = None) -> EmbeddingModel:
+                    graph_weight: float | None = None, map_weight: float | None = None,
+                    map_whiten: float | None = None) -> EmbeddingModel:
     """The eval-mode :class:`EmbeddingModel` of an autoencoder, with its map and graph heads when it
-    has them, weighted by ``map_weight`` / ``graph_weight`` or else the config's.
+    has them, weighted by ``map_weight`` / ``graph_weight`` (and the map whitened by ``map_whiten``)
+    or else as the config says.
 
-    Raises :class:`TrainingError` when the config asks for a head that was never fitted."""
+    Raises :class:`TrainingError` when the config asks for a head that was never fitted, or for
+    whitening by a map head fitted before imgret kept its variances."""
     heads = {}
     for kind, weight, default in (("map", map_weight, config.map_weight), ("graph", graph_weight, config.graph_weight)):
         head = getattr(model, f"{kind}_head", None)
@@ -114,6 +117,15 @@ def embedding_model(model: torch.nn.Module, config: TrainConfig, *, flip_tta: bo
         if weight <= 0:
             raise TrainingError(f"the {kind} weight must be positive")
         heads[f"{kind}_head"], heads[f"{kind}_weight"] = head, weight
+    whiten = config.map_whiten if map_whiten is None else float(map_whiten)
+    if not 0 <= whiten <= 1:
+        raise TrainingError("the map whitening must be between 0 and 1")
+    if heads["map_head"] is not None:
+        if whiten and not heads["map_head"].has_variances():
+            raise TrainingError("this checkpoint's map head was fitted before imgret kept its variances; export "
+                                "it with map whitening 0, or refit it: imgret train DATA --out RUN --resume "
+                                f"--map-dim {config.map_dim}")
+        heads["map_whiten"] = whiten
     return EmbeddingModel(model.encoder, flip_tta=flip_tta, **heads).eval()
 
 

@@ -55,6 +55,7 @@ class TrainConfig:
     width: int = 32  # encoder channels of the first stage (each later stage doubles them)
     map_dim: int = 0  # > 0: after the epochs, fit a PCA of the encoder's last feature map to this size (imgret.train.maphead)
     map_weight: float = 1.0  # its share beside the code in the exported embedding
+    map_whiten: float = 0.35  # its axes scaled by variance ** -this at export (0: plain PCA, 0.5: full whitening)
     graph_dim: int = 0  # > 0: after the epochs, fit a neighbour-graph head of this size (imgret.train.graph)
     graph_neighbours: int = 15
     graph_epochs: int = 10
@@ -82,8 +83,8 @@ class TrainConfig:
         if self.graph_dim < 0 or self.graph_neighbours < 2 or self.graph_epochs < 1 or self.graph_weight <= 0:
             raise TrainingError("--graph-dim must be >= 0, --graph-neighbours >= 2, --graph-epochs >= 1 "
                                 "and --graph-weight > 0")
-        if self.map_dim < 0 or self.map_weight <= 0:
-            raise TrainingError("--map-dim must be >= 0 and --map-weight > 0")
+        if self.map_dim < 0 or self.map_weight <= 0 or not 0 <= self.map_whiten <= 1:
+            raise TrainingError("--map-dim must be >= 0, --map-weight > 0 and --map-whiten between 0 and 1")
         if not 8 <= self.width <= 256:
             raise TrainingError("--width must be between 8 and 256")
         if self.invariance_loss not in ("cosine", "contrastive"):

@@ -143,14 +143,14 @@ class EmbeddingModel(nn.Module):
     Casting, scaling to ``[0, 1]`` and the NCHW transpose happen inside; with ``flip_tta`` the
     codes of the picture and its horizontal mirror are averaged (and, for a map head, their feature
     maps, the mirror's flipped back). With fitted heads the output is the unit code, then
-    ``map_weight`` times the unit map-head output, then ``graph_weight`` times the unit graph-head
-    output, side by side; with ``l2_normalise`` each vector is divided by its norm, so the metric is
+    ``map_weight`` times the unit map-head output (its axes whitened by ``map_whiten``), then
+    ``graph_weight`` times the unit graph-head output, side by side; with ``l2_normalise`` each vector is divided by its norm, so the metric is
     cosine.
     """
 
     def __init__(self, encoder: nn.Sequential, *, flip_tta: bool = False, l2_normalise: bool = True,
                  graph_head: nn.Module | None = None, graph_weight: float = 1.0,
-                 map_head: nn.Module | None = None, map_weight: float = 1.0) -> None:
+                 map_head: nn.Module | None = None, map_weight: float = 1.0, map_whiten: float = 0.0) -> None:
         super().__init__()
         self.encoder = encoder
         self.flip_tta = flip_tta
@@ -159,6 +159,7 @@ class EmbeddingModel(nn.Module):
         self.graph_weight = float(graph_weight)
         self.map_head = map_head
         self.map_weight = float(map_weight)
+        self.map_whiten = float(map_whiten)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = image.permute(0, 3, 1, 2).to(torch.float32) / 255.0
@@ -167,7 +168,7 @@ class EmbeddingModel(nn.Module):
             code = _unit(z)
             parts = [code]
             if self.map_head is not None:
-                parts.append(self.map_weight * _unit(self.map_head(fmap)))
+                parts.append(self.map_weight * _unit(self.map_head(fmap, self.map_whiten)))
             if self.graph_head is not None:
                 parts.append(self.graph_weight * _unit(self.graph_head(code)))
             z = torch.cat(parts, dim=1)

@@ -36,6 +36,46 @@ def test_fit_map_head_finds_the_principal_axes_of_the_square_rooted_maps():
     out = head(maps)
     assert torch.allclose(out.mean(dim=0), torch.zeros(2), atol=1e-3)
     assert float(out[:, 0].std()) > 2.5 * float(out[:, 1].std())
+    # The variance along each axis is kept; whitening scales each axis by variance ** -whiten.
+    assert torch.allclose(head.variances, out.var(dim=0), rtol=1e-3)
+    full = head(maps, whiten=0.5)
+    assert torch.allclose(full.std(dim=0), torch.ones(2), atol=1e-3)
+    ratio = head(maps, whiten=0.25).std(dim=0)
+    assert abs(float(ratio[0] / ratio[1]) - float(out[:, 0].std() / out[:, 1].std()) ** 0.5) < 1e-3
+
+
+def test_a_map_head_saved_without_variances_loads_and_is_refused_for_whitening(pictures, tmp_path):
+    from imgret.errors import TrainingError
+    from imgret.train import add_heads, train
+    from imgret.train.checkpoint import (
+        build_from_checkpoint,
+        checkpoint_config,
+        embedding_model,
+        load_checkpoint,
+        save_checkpoint,
+    )
+
+    run = tmp_path / "run"
+    train(small_config(pictures, run, arch="seed", latent_dim=6, width=8, map_dim=3, epochs=1))
+    for name in ("best.pt", "last.pt"):  # as imgret wrote map heads before it kept their variances
+        state = load_checkpoint(run / name)
+        del state["model"]["map_head.variances"]
+        save_checkpoint(run / name, state)
+    state = load_checkpoint(run / "last.pt")
+    model, config = build_from_checkpoint(state), checkpoint_config(state)
+    assert not model.map_head.has_variances()
+    batch = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8))
+    plain = embedding_model(model, config, map_whiten=0.0)(batch)
+    with pytest.raises(TrainingError, match="before imgret kept its variances"):
+        embedding_model(model, config)  # the config's default whitening needs them
+    # Refitting the map head (add_heads with map settings) records them; the encoder is the same.
+    add_heads(run, map_dim=3)
+    state = load_checkpoint(run / "last.pt")
+    refitted = build_from_checkpoint(state)
+    assert refitted.map_head.has_variances()
+    assert torch.allclose(embedding_model(refitted, config, map_whiten=0.0)(batch), plain, atol=1e-5)
+    whitened = embedding_model(refitted, config, map_whiten=0.5)(batch)
+    assert not torch.allclose(whitened, plain, atol=1e-3)
 
 
 def test_map_features_are_mirror_symmetric_and_ignore_negative_values():
@@ -57,7 +97,7 @@ def test_map_run_exports_code_and_map_side_by_side_and_mirror_averages(pictures,
     assert json.loads(state["map"])["features"] == 16 * 8 * 8  # seed: 2 x width channels on a 8x8 grid
     out = export_encoder(tmp_path / "run", tmp_path / "e.onnx", flip_tta=True)
     assert out.info.embedding_dim == 17 and out.info.training["recipe"]["map_dim"] == 5
-    assert out.info.training["recipe"]["map_weight"] == 2.0
+    assert out.info.training["recipe"]["map_weight"] == 2.0 and out.info.training["recipe"]["map_whiten"] == 0.35
     assert out.parity.max_abs_diff < 1e-4
     sess = ort.InferenceSession(str(out.path))
     batch = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
@@ -96,14 +136,19 @@ def test_add_heads_fits_new_heads_on_a_finished_run_without_training(pictures, t
         for key, value in before["model"].items():
             assert torch.equal(state["model"][key], value), key
     assert json.loads((run / "config.json").read_text())["graph_dim"] == 2
-    # A kind of head the run already has is not changed, and unknown settings are named.
-    with pytest.raises(TrainingError, match="already has a map head"):
-        add_heads(run, map_dim=4)
+    # A graph head is not changed, and unknown settings are named; a map head is fitted again.
+    graph = {k: v for k, v in load_checkpoint(run / "last.pt")["model"].items() if k.startswith("graph_head.")}
+    with pytest.raises(TrainingError, match="already has a graph head"):
+        add_heads(run, graph_dim=3)
     with pytest.raises(TrainingError, match="not a head setting: epochs"):
         add_heads(run, epochs=3)
+    add_heads(run, map_dim=4)
+    state = load_checkpoint(run / "last.pt")
+    assert state["model"]["map_head.components"].shape[1] == 4 and int(state["model"]["map_head.fitted"]) == 1
+    assert all(torch.equal(state["model"][k], v) for k, v in graph.items())
     exported = imgret("export", str(run), "-o", str(tmp_path / "e.onnx"))
     assert exported.code == 0, exported.stderr
-    assert "13-d" in exported.stdout  # 8 code + 3 map + 2 graph
+    assert "14-d" in exported.stdout  # 8 code + 4 map + 2 graph
 
 
 def test_add_heads_refuses_an_unfinished_run_and_the_cli_routes_resume_with_heads(pictures, tmp_path, imgret):
@@ -123,6 +168,19 @@ def test_add_heads_refuses_an_unfinished_run_and_the_cli_routes_resume_with_head
     batch = np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     vec = ort.InferenceSession(str(tmp_path / "e.onnx")).run(None, {"image": batch})[0]
     assert vec.shape == (3, 12) and np.allclose((vec[:, 8:] ** 2).sum(axis=1), 0.9, atol=1e-4)  # 3^2 / (1 + 3^2)
+    # --map-whiten is recorded and changes the map part only.
+    for whiten in ("0", "0.5"):
+        exported = imgret("export", str(run), "-o", str(tmp_path / f"w{whiten}.onnx"), "--map-whiten", whiten)
+        assert exported.code == 0, exported.stderr
+    sessions = {w: ort.InferenceSession(str(tmp_path / f"w{w}.onnx")) for w in ("0", "0.5")}
+    plain, whitened = (sessions[w].run(None, {"image": batch})[0] for w in ("0", "0.5"))
+    assert np.allclose(plain[:, :8], whitened[:, :8], atol=1e-5)
+    assert not np.allclose(plain[:, 8:], whitened[:, 8:], atol=1e-3)
+    from imgret.runtime.encoder import Encoder
+
+    assert Encoder(tmp_path / "w0.5.onnx").info.training["recipe"]["map_whiten"] == 0.5
+    bad = imgret("export", str(run), "-o", str(tmp_path / "bad.onnx"), "--map-whiten", "2")
+    assert bad.code == 2 and "--map-whiten" in bad.stderr
     state = load_checkpoint(run / "last.pt")
     state["epoch"] = 0
     save_checkpoint(run / "last.pt", state)

@@ -98,7 +98,8 @@ def train_command(data, out, arch, latent_dim, image_size, epochs, batch_size, l
     split. Unreadable pictures are skipped and counted. Each epoch writes loss.csv, loss.png,
     recon.png, last.pt and (when validation improves) best.pt. Ctrl-C keeps a usable last.pt and
     exits with status 130; --resume continues it. --resume with --map-dim or --graph-dim (and their
-    settings) on a finished run fits those heads without retraining the encoder.
+    settings) on a finished run fits those heads without retraining the encoder (a map head it
+    already has is fitted again with the new settings; a graph head cannot be changed).
 
     Example:
 

@@ -111,8 +111,9 @@ def embedding_model(model: torch.nn.Module, config: TrainConfig, *, flip_tta: bo
     for kind, weight, default in (("map", map_weight, config.map_weight), ("graph", graph_weight, config.graph_weight)):
         head = getattr(model, f"{kind}_head", None)
         if head is not None and int(head.fitted) == 0:
-            raise TrainingError(f"this checkpoint's {kind} head was never fitted (training stopped before it); "
-                                "run imgret train --resume on its run folder")
+            raise TrainingError(f"this checkpoint's {kind} head was never fitted (training stopped before it, or "
+                                "it is a last.pt of a later epoch than best.pt); run imgret train --resume on its "
+                                "run folder")
         weight = default if weight is None else weight
         if weight <= 0:
             raise TrainingError(f"the {kind} weight must be positive")

@@ -228,3 +228,40 @@ def test_map_head_on_a_single_picture_is_a_clear_error(tmp_path):
     with pytest.raises(TrainingError, match="at least 2 pictures"):
         train(small_config(tmp_path / "one", tmp_path / "run", epochs=1, val_split=0.0, map_dim=2))
     assert (tmp_path / "run" / "last.pt").exists()  # the trained epoch is kept
+
+
+def test_heads_are_fitted_for_best_pt_and_last_pt_of_a_later_epoch_waits_for_resume(pictures, tmp_path, monkeypatch,
+                                                                                    imgret):
+    import io
+
+    from imgret.errors import ExportError
+    from imgret.export import export_encoder
+    from imgret.train import loop, train
+    from imgret.train.checkpoint import load_checkpoint
+
+    real_validate = loop._validate
+    losses = iter([1.0, 2.0])  # the first epoch validates best, so best.pt is epoch 1 and last.pt epoch 2
+
+    def validate(*args, **kwargs):
+        _, originals, recons = real_validate(*args, **kwargs)
+        return next(losses), originals, recons
+
+    monkeypatch.setattr(loop, "_validate", validate)
+    run = tmp_path / "run"
+    log = io.StringIO()
+    train(small_config(pictures, run, arch="seed", latent_dim=6, width=8, epochs=2, map_dim=3), stream=log)
+    best, last = load_checkpoint(run / "best.pt"), load_checkpoint(run / "last.pt")
+    assert (int(best["epoch"]), int(last["epoch"])) == (1, 2)
+    assert int(best["model"]["map_head.fitted"]) == 1 and int(last["model"]["map_head.fitted"]) == 0
+    assert "last.pt (epoch 2) keeps its heads unfitted" in log.getvalue()
+    export_encoder(run, tmp_path / "best.onnx")  # the run folder exports best.pt
+    with pytest.raises(ExportError, match="never fitted"):
+        export_encoder(run / "last.pt", tmp_path / "last.onnx")
+    # --resume on the finished run fits last.pt's heads, without touching best.pt or training.
+    result = imgret("train", str(pictures), "--out", str(run), "--resume")
+    assert result.code == 0, result.stderr
+    assert "map head for last.pt" in result.stderr and "map head for best.pt" not in result.stderr
+    assert int(load_checkpoint(run / "last.pt")["model"]["map_head.fitted"]) == 1
+    assert torch.equal(load_checkpoint(run / "best.pt")["model"]["map_head.components"],
+                       best["model"]["map_head.components"])
+    export_encoder(run / "last.pt", tmp_path / "last.onnx")

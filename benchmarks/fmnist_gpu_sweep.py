@@ -142,6 +142,9 @@ def pack(name):
 
 def main():
     names = sys.argv[2].split(",")
+    untrained = [n for n in names if "train" not in bench.RECIPES.get(n, {})]
+    if untrained:  # unknown, or an export of another recipe's run: train that one instead
+        raise SystemExit(f"not a training recipe: {', '.join(untrained)}")
     deadline = float(sys.argv[3])  # seconds from now: all training must end by then
     t0 = time.monotonic()
     os.makedirs(OUT, exist_ok=True)

@@ -231,7 +231,7 @@ def main() -> None:
     parser.add_argument("--source", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "imgret-fmnist-retrieval"))
     parser.add_argument("--queries", type=int, default=1000, help="class-balanced query subset; 0 = all 10,000")
-    parser.add_argument("--recipes", default="seed,seed-simclr-graph-t07", help="comma list of " + ",".join(RECIPES) + " or all")
+    parser.add_argument("--recipes", default="seed,seed-simclr-graph-w64-white", help="comma list of " + ",".join(RECIPES) + " or all")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=0,

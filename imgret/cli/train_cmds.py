@@ -179,6 +179,8 @@ def export_command(source, output, flip_tta, int8, model_id, graph_weight, map_w
         q = result.int8
         click.echo(f"int8 vs fp32 on {q.count} pictures: mean top-{q.k} neighbour overlap {q.mean_topk_overlap:.3f}, "
                    f"max abs diff {q.max_abs_diff:.4f}, min cosine {q.min_cosine:.5f}", err=True)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {result.path} ({result.info.model_id}, {result.info.embedding_dim}-d, "
                f"{result.info.input_size}px)")
     if result.int8 is not None:

@@ -41,6 +41,7 @@ class ExportResult:
     info: ModelInfo
     parity: ParityReport
     int8: Int8Report | None = None
+    notes: tuple[str, ...] = ()  # advice for the person exporting (the CLI prints it to stderr)
 
 
 def weights_sha256(encoder) -> str:
@@ -166,4 +167,8 @@ def export_encoder(
         for leftover in (tmp, tmp8):
             if os.path.exists(leftover):
                 os.unlink(leftover)
-    return ExportResult(out_path, checkpoint, info, parity, report)
+    notes = ()
+    if config.graph_dim and not flip_tta:
+        notes = ("the graph head was fitted on codes averaged with their mirror's; export with --flip-tta "
+                 "to give it the same input",)
+    return ExportResult(out_path, checkpoint, info, parity, report, notes)

@@ -320,7 +320,7 @@ def add_heads(run_dir: str | os.PathLike, *, stream: TextIO | None = None, devic
         raise TrainingError(f"{run_dir} has not finished its epochs; finish it with --resume first")
     if config.graph_dim and any(name in settings for name in HEAD_SETTINGS["graph"]):
         raise TrainingError(f"{run_dir} already has a graph head; its settings cannot be changed")
-    refit = "map_head." if config.map_dim and any(name in settings for name in HEAD_SETTINGS["map"]) else None
+    refit_map = bool(config.map_dim) and any(name in settings for name in HEAD_SETTINGS["map"])
     new = replace(config, **settings).resolved()
     head_keys = ("map_head.", "graph_head.")
     for name in ("best.pt", "last.pt"):
@@ -328,8 +328,8 @@ def add_heads(run_dir: str | os.PathLike, *, stream: TextIO | None = None, devic
         if not os.path.exists(path):
             continue
         state = load_checkpoint(path)
-        if refit:
-            state["model"] = {k: v for k, v in state["model"].items() if not k.startswith(refit)}
+        if refit_map:  # dropped, so the new head starts unfitted and is fitted below
+            state["model"] = {k: v for k, v in state["model"].items() if not k.startswith("map_head.")}
         model = build_autoencoder(new)
         missing, unexpected = model.load_state_dict(state["model"], strict=False)
         if unexpected or any(not key.startswith(head_keys) for key in missing):
@@ -341,25 +341,22 @@ def add_heads(run_dir: str | os.PathLike, *, stream: TextIO | None = None, devic
 
 
 @torch.no_grad()
-def _unit_codes(model, datasets: list[CachedImages], device, batch_size: int) -> torch.Tensor:
-    """Unit-norm codes of every picture, each averaged with its mirror's (as exports with flip_tta do)."""
-    model.eval()
-    out = []
-    for dataset in datasets:
-        for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            z, _ = encode(model.encoder, to_model_input(batch.to(device)), flip_tta=True)
-            out.append(F.normalize(z.float(), dim=1))
-    return torch.cat(out)
-
-
-@torch.no_grad()
-def _feature_maps(model, datasets: list[CachedImages], device, batch_size: int):
-    """Each picture's last encoder feature map averaged with its mirror's (flipped back), batch by batch."""
+def _encoded(model, datasets: list[CachedImages], device, batch_size: int, *, with_map: bool):
+    """Each batch's codes, each averaged with its mirror's (as exports with flip_tta do), and with
+    ``with_map`` its last feature maps (the mirror's flipped back); the heads are fitted on these."""
     model.eval()
     for dataset in datasets:
         for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            _, fmap = encode(model.encoder, to_model_input(batch.to(device)), flip_tta=True, with_map=True)
-            yield fmap.float()
+            z, fmap = encode(model.encoder, to_model_input(batch.to(device)), flip_tta=True, with_map=with_map)
+            yield z.float(), (fmap.float() if with_map else None)
+
+
+def _maps_keeping_codes(batches, codes: list[torch.Tensor] | None):
+    """The feature maps of ``_encoded`` batches; their unit codes go into ``codes`` on the way."""
+    for z, fmap in batches:
+        if codes is not None:
+            codes.append(F.normalize(z, dim=1))
+        yield fmap
 
 
 def _fit_heads(run_dir: str, config: TrainConfig, device, datasets: list[CachedImages],
@@ -390,18 +387,24 @@ def _fit_heads(run_dir: str, config: TrainConfig, device, datasets: list[CachedI
             continue
         if epoch not in done:
             reports = {}
-            batch_size = max(config.batch_size, 256)
-            if config.map_dim and not int(model.map_head.fitted):
+            fit_map = bool(config.map_dim) and not int(model.map_head.fitted)
+            fit_graph = bool(config.graph_dim) and not int(model.graph_head.fitted)
+            # One pass of the encoder over the pictures serves both heads: the map head's fit streams
+            # the feature maps while the codes the graph head needs are kept.
+            codes: list[torch.Tensor] = []
+            batches = _encoded(model, datasets, device, max(config.batch_size, 256), with_map=fit_map)
+            if fit_map:
                 say(f"map head for {name}: principal axes of the encoder's feature maps")
                 try:
-                    reports["map"] = fit_map_head(_feature_maps(model, datasets, device, batch_size), model.map_head)
+                    reports["map"] = fit_map_head(_maps_keeping_codes(batches, codes if fit_graph else None),
+                                                 model.map_head)
                 except ValueError as exc:
                     raise TrainingError(f"{exc} in {run_dir} (train without --map-dim)") from None
                 say(f"map head for {name}: {reports['map']['points']} pictures, {reports['map']['features']} "
                     f"features, {reports['map']['explained_variance']:.0%} of their variance kept, "
                     f"{reports['map']['seconds']} s")
-            if config.graph_dim and not int(model.graph_head.fitted):
-                codes = _unit_codes(model, datasets, device, batch_size)
+            if fit_graph:
+                codes = torch.cat(codes) if fit_map else torch.cat([F.normalize(z, dim=1) for z, _ in batches])
                 if codes.shape[0] < 3:
                     raise TrainingError(f"the graph head needs at least 3 readable pictures; {run_dir} has "
                                         f"{codes.shape[0]} (train without --graph-dim)")

@@ -144,8 +144,8 @@ class EmbeddingModel(nn.Module):
     codes of the picture and its horizontal mirror are averaged (and, for a map head, their feature
     maps, the mirror's flipped back). With fitted heads the output is the unit code, then
     ``map_weight`` times the unit map-head output (its axes whitened by ``map_whiten``), then
-    ``graph_weight`` times the unit graph-head output, side by side; with ``l2_normalise`` each vector is divided by its norm, so the metric is
-    cosine.
+    ``graph_weight`` times the unit graph-head output, side by side; with ``l2_normalise`` each
+    vector is divided by its norm, so the metric is cosine.
     """
 
     def __init__(self, encoder: nn.Sequential, *, flip_tta: bool = False, l2_normalise: bool = True,

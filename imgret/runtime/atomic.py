@@ -1,0 +1,87 @@
+"""The one way imgret replaces a file: write a temporary file beside it, flush, fsync, rename, fsync
+the folder.
+
+A reader therefore sees the old file or the new one, never half of one, and a crash (kill -9, power
+cut) leaves the previous version in place. Every file imgret writes for keeps (vector file, catalogue
+side files, checkpoints, run config and history, plots, ONNX exports, decode caches) goes through here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+TEMP_SUFFIX = ".tmp"
+
+
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Open a temporary binary file beside ``path``; on a clean exit it atomically becomes ``path``.
+
+    On an exception the temporary file is removed and ``path`` is left as it was.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + "-", suffix=TEMP_SUFFIX, dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_folder(folder)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes | bytearray | memoryview) -> None:
+    """Atomically replace ``path`` with ``data``."""
+    with replacing(path) as fh:
+        fh.write(data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Atomically replace ``path`` with UTF-8 ``text``."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_with(path: str | os.PathLike, writer: Callable[[BinaryIO], object]) -> None:
+    """Atomically replace ``path`` with whatever ``writer(fh)`` writes to a binary file object
+    (``torch.save``, ``numpy.save``, ``PIL.Image.save``, ``onnx.save`` all take one)."""
+    with replacing(path) as fh:
+        writer(fh)
+
+
+def remove_stale_temps(folder: str | os.PathLike, name: str) -> None:
+    """Remove temporary files left beside ``folder/name`` by a writer that was killed mid-write.
+
+    Only the writer that holds the file's lock may call this.
+    """
+    prefix = "." + name + "-"
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for entry in names:
+        if entry.startswith(prefix) and entry.endswith(TEMP_SUFFIX):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, entry))
+
+
+def fsync_folder(folder: str | os.PathLike) -> None:
+    """Make a rename inside ``folder`` durable (a no-op where folders cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

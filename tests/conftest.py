@@ -16,9 +16,9 @@ from fakes import make_thumbnail_model, write_scenes  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def isolated_library(tmp_path, monkeypatch):
-    """Never touch the user's real library: IMGRET_INDEX points into the test's folder."""
+    """Never touch the user's real library: IMGRET_LIBRARY points into the test's folder."""
     lib = tmp_path / "library"
-    monkeypatch.setenv("IMGRET_INDEX", str(lib))
+    monkeypatch.setenv("IMGRET_LIBRARY", str(lib))
     return lib
 
 

@@ -98,11 +98,11 @@ def test_montage_shows_query_and_results(imgret, photos, fake_model, tmp_path):
         (["query", "{photo}", "-N", "-1"], "must be at least 1", 2),
         (["query", "{photo}", "-N", "abc"], "not a valid integer", 2),
         (["query", "{missing}"], "does not exist", 2),
-        (["query", "{photo}", "--index", "{nolib}"], "no library", 1),
+        (["query", "{photo}", "--library", "{nolib}"], "no library", 1),
         (["index", "{missing}"], "does not exist", 2),
         (["query", "{notimage}"], "cannot read query picture", 1),
         (["index", "{photos}", "--model", "no-such-model"], "unknown model", 1),
-        (["info", "--index", "{nolib}"], "no library", 1),
+        (["info", "--library", "{nolib}"], "no library", 1),
     ],
 )
 def test_errors_are_one_clear_line(imgret, photos, fake_model, tmp_path, args, message, code):

@@ -13,7 +13,7 @@ from fakes import scene, write_scenes
 from imgret.errors import LibraryError, LibraryLockedError, ModelError
 from imgret.runtime import vectors
 from imgret.runtime.catalogue import Catalogue
-from imgret.runtime.library import INDEX_FILE, Library
+from imgret.runtime.library import INDEX_FILE, Library, library_info
 
 
 def test_catalogue_round_trips_any_path_bytes_and_vectors(tmp_path):
@@ -32,7 +32,7 @@ def test_catalogue_round_trips_any_path_bytes_and_vectors(tmp_path):
 def test_api_add_query_remove(tmp_path, fake_model):
     photos = tmp_path / "p"
     paths = write_scenes(photos, 6)
-    with Library(tmp_path / "lib", model=fake_model, writable=True) as lib:
+    with Library.open_writable(tmp_path / "lib", model=fake_model) as lib:
         report = lib.add(paths)
         assert report.added == 6 and len(lib) == 6
         res = lib.query([np.asarray(scene(3))], 1)[0]
@@ -46,7 +46,7 @@ def test_api_add_query_remove(tmp_path, fake_model):
 def _indexed(tmp_path, fake_model):
     photos = tmp_path / "p"
     write_scenes(photos, 10)
-    with Library(tmp_path / "lib", model=fake_model, writable=True) as lib:
+    with Library.open_writable(tmp_path / "lib", model=fake_model) as lib:
         lib.index(photos)
     return photos, tmp_path / "lib"
 
@@ -65,14 +65,16 @@ def test_damaged_index_file_is_never_searched_and_is_rebuilt(tmp_path, fake_mode
     else:
         data[len(data) // 2] ^= 0x40
         index_file.write_bytes(bytes(data))
-    with Library(libdir) as lib:
-        assert lib.info()["index_fresh"] is True  # catalogue still records the old file ...
-        res = lib.query([str(photos / "scene001.png")], 9)[0]  # ... but search rebuilt from SQLite
+    assert library_info(libdir)["index_fresh"] is False  # info checks the real file ...
+    with Library.open(libdir) as lib:
+        res = lib.query([str(photos / "scene001.png")], 9)[0]  # ... and search rebuilt from SQLite
         assert len(res.hits) == 9
-    with Library(libdir, writable=True) as lib:
+        assert lib.info()["index_fresh"] is False  # a reader never writes the file
+    with Library.open_writable(libdir) as lib:
         assert lib.refresh_index() == "rebuilt"
-    with Library(libdir, writable=True) as lib:
+    with Library.open_writable(libdir) as lib:
         assert lib.refresh_index() == "fresh"
+    assert library_info(libdir)["index_fresh"] is True
 
 
 def test_verified_load_rejects_mismatch(tmp_path):
@@ -86,10 +88,10 @@ def test_verified_load_rejects_mismatch(tmp_path):
 
 def test_second_writer_is_refused_at_once_and_readers_still_work(tmp_path, fake_model):
     photos, libdir = _indexed(tmp_path, fake_model)
-    with Library(libdir, writable=True):
+    with Library.open_writable(libdir):
         with pytest.raises(LibraryLockedError, match="locked"):
-            Library(libdir, writable=True)
-        with Library(libdir) as reader:
+            Library.open_writable(libdir)
+        with Library.open(libdir) as reader:
             assert len(reader.query([str(photos / "scene000.png")], 3)[0].hits) == 3
 
 
@@ -101,7 +103,7 @@ def test_damaged_catalogue_gives_a_clear_error(tmp_path, fake_model):
             p.unlink()
     (libdir / "catalogue.sqlite").write_bytes(b"garbage" * 100)
     with pytest.raises(LibraryError, match="damaged"):
-        Library(libdir)
+        Library.open(libdir)
 
 
 def test_exact_and_hnsw_search_agree_on_small_data(monkeypatch):
@@ -143,7 +145,7 @@ sys.path.insert(0, {tests!r})
 from imgret.runtime.library import Library
 from imgret.cli import cli
 import imgret.runtime.encoder, imgret.runtime.montage, imgret.models
-lib = Library({lib!r})
+lib = Library.open({lib!r})
 lib.query([{photo!r}], 2)
 bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx')]
 print('LOADED', bad)
@@ -164,22 +166,13 @@ def test_index_file_is_updated_in_place_and_matches_a_full_rebuild(tmp_path, fak
     scene(50).save(photos / "scene002.png")  # same key, new vector
     os.utime(photos / "scene002.png", ns=(5, 5))
     scene(51).save(photos / "new.png")
-    with Library(libdir, writable=True) as lib:
-        calls = []
-        real = lib.refresh_index
-
-        def spy():
-            calls.append(real())
-            return calls[-1]
-
-        lib.refresh_index = spy
-        lib.index(photos)
-        assert calls == ["updated"]
+    with Library.open_writable(libdir) as lib:
+        assert lib.index(photos).vector_file == "updated"
         queries = [str(p) for p in sorted(photos.iterdir())]
         incremental = [[h.path for h in r.hits] for r in lib.query(queries, 10, include_self=True)]
         keys, vecs = lib.catalogue.all_vectors(lib.encoder.dim)
-        assert sorted(int(k) for k in lib._index.keys) == sorted(int(k) for k in keys)
-        lib._index = vectors.build(keys, vecs, "cosine")  # what a full rebuild gives
+        assert sorted(int(k) for k in lib.vector_file.searchable().keys) == sorted(int(k) for k in keys)
+        lib.vector_file.index = lib.vector_file.build()  # what a full rebuild gives
         full = [[h.path for h in r.hits] for r in lib.query(queries, 10, include_self=True)]
     assert incremental == full
     assert all(os.path.basename(r[0]) == os.path.basename(q) for r, q in zip(incremental, queries))

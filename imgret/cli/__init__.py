@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from imgret.cli import eval_cmd, train_cmds  # torch-free at import: torch is imported inside commands
 from imgret.cli.errors import run_cli
 from imgret.cli.library_cmds import index_command, info_command, models_command, query_command
 from imgret.version import __version__
@@ -27,28 +28,11 @@ def cli():
     """
 
 
-for _command in (index_command, query_command, info_command, models_command):
+for _command in (
+    index_command, query_command, info_command, models_command,
+    eval_cmd.eval_command, train_cmds.train_command, train_cmds.export_command,
+):
     cli.add_command(_command)
-
-
-def _register_optional() -> None:
-    # These modules import torch only inside their commands.
-    from imgret.cli import train_cmds
-
-    cli.add_command(train_cmds.train_command)
-    cli.add_command(train_cmds.export_command)
-    try:
-        from imgret.cli import eval_cmd
-
-        cli.add_command(eval_cmd.eval_command)
-    except ImportError:  # pragma: no cover - while the eval command is being written
-        pass
-
-
-try:
-    _register_optional()
-except ImportError:  # pragma: no cover - while train_cmds is being written
-    pass
 
 
 def main() -> None:

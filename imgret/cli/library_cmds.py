@@ -9,20 +9,27 @@ import time
 import click
 
 from imgret.cli import output
-from imgret.cli.options import index_option, json_option, model_option, positive_count
-from imgret.cli.progress import Progress
+from imgret.cli.options import (
+    json_option,
+    library_folder,
+    library_option,
+    model_option,
+    positive_count,
+    progress_option,
+)
+from imgret.runtime.progress import Progress
 
 
 @click.command("index")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, path_type=str))
-@index_option
+@library_option
 @model_option
 @click.option("--rebuild", is_flag=True, help="Forget everything and re-embed with the (new) model.")
 @click.option("--workers", type=click.IntRange(0, 64), default=None, help="Decoding processes (default: CPU count).")
 @click.option("--follow-links", is_flag=True, help="Also follow symbolic links that point outside the folder.")
 @click.option("--verbose", "-v", is_flag=True, help="List every skipped file with its reason.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
-def index_command(folders, index_dir, model, rebuild, workers, follow_links, verbose, progress):
+@progress_option
+def index_command(folders, library, model, rebuild, workers, follow_links, verbose, progress):  # noqa: PLR0913 - one parameter per CLI option
     """Add the pictures in FOLDERS to the library, embedding only what is new or changed.
 
     The first run embeds everything; later runs embed only new or modified files, reuse vectors of
@@ -31,11 +38,11 @@ def index_command(folders, index_dir, model, rebuild, workers, follow_links, ver
     \b
     Example:
       imgret index ~/Pictures
-      imgret index ./photos --index ./photos.imgret --model my-encoder.onnx
+      imgret index ./photos --library ./photos.imgret --model my-encoder.onnx
     """
     from imgret.runtime.library import Library
 
-    with Library(index_dir, model=model, writable=True, rebuild=rebuild) as lib:
+    with Library.open_writable(library_folder(library), model=model, rebuild=rebuild) as lib:
         for folder in folders:
             bar = Progress(f"indexing {os.path.basename(os.path.abspath(folder)) or folder}", enabled=progress)
             try:
@@ -65,7 +72,7 @@ def _summary(folder, report, verbose: bool) -> None:
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=str))
 @click.option("-N", "-n", "--number", "number", type=int, default=5, show_default=True, callback=positive_count,
               help="How many similar pictures to return for each query.")
-@index_option
+@library_option
 @model_option
 @click.option("--include-self", is_flag=True, help="Let a library picture be returned for itself.")
 @json_option
@@ -73,7 +80,7 @@ def _summary(folder, report, verbose: bool) -> None:
 @click.option("-0", "--null", "nul", is_flag=True, help="With --paths: separate paths with NUL bytes.")
 @click.option("--montage", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Also write one image of each query beside its results.")
-def query_command(images, number, index_dir, model, include_self, as_json, paths_only, nul, montage):
+def query_command(images, number, library, model, include_self, as_json, paths_only, nul, montage):  # noqa: PLR0913 - one parameter per CLI option
     """Find the pictures in the library most similar to IMAGES.
 
     IMAGES may be pictures outside the library, pictures inside it, or folders of query pictures.
@@ -84,28 +91,20 @@ def query_command(images, number, index_dir, model, include_self, as_json, paths
     Example:
       imgret query holiday.jpg -N 5
       imgret query holiday.jpg -N 12 --montage similar.jpg
+      imgret query holiday.jpg --library ./photos.imgret
     """
-    from imgret.errors import ImageError, ImgretError
     from imgret.runtime.library import Library
-    from imgret.runtime.scan import Found, scan
+    from imgret.runtime.search import query_pictures
 
     if montage:
         parent = os.path.dirname(os.path.abspath(montage))
         if os.path.isdir(montage) or not os.path.isdir(parent):
             raise click.BadParameter(f"cannot write a picture to {montage!r}", param_hint="--montage")
-    queries: list[str] = []
-    for item in images:
-        if os.path.isdir(item):
-            queries.extend(f.path for f in scan(item) if isinstance(f, Found))
-        else:
-            queries.append(item)
+    queries = query_pictures(images)
     if not queries:
         raise click.ClickException("no query pictures found in " + ", ".join(images))
-    with Library(index_dir, model=model) as lib:
-        try:
-            results = lib.query(queries, number, include_self=include_self)
-        except ImageError as exc:
-            raise ImgretError(f"cannot read query picture: {exc}") from exc
+    with Library.open(library_folder(library), model=model) as lib:
+        results = lib.query(queries, number, include_self=include_self)
     if as_json:
         output.json_lines(results)
     elif paths_only:
@@ -120,19 +119,18 @@ def query_command(images, number, index_dir, model, include_self, as_json, paths
 
 
 @click.command("info")
-@index_option
+@library_option
 @json_option
-def info_command(index_dir, as_json):
+def info_command(library, as_json):
     """Show the library: where it is, its model, how many pictures, sizes and last update.
 
     \b
     Example:
-      imgret info --index ./photos.imgret
+      imgret info --library ./photos.imgret
     """
-    from imgret.runtime.library import Library
+    from imgret.runtime.library import library_info
 
-    with Library(index_dir, load_model=False) as lib:
-        info = lib.info()
+    info = library_info(library_folder(library))
     if as_json:
         click.echo(json.dumps(info, indent=2, sort_keys=True))
         return
@@ -157,26 +155,8 @@ def models_command(as_json):
       imgret models --json
     """
     from imgret import models
-    from imgret.runtime.encoder import Encoder
 
-    rows = []
-    for m in models.bundled():
-        enc = Encoder(m.path)
-        info = enc.info
-        rows.append({
-            "name": m.name,
-            "default": m.name == models.DEFAULT_MODEL,
-            "file": str(m.path),
-            "bytes": m.path.stat().st_size,
-            "model_id": info.model_id,
-            "arch": info.arch,
-            "input_size": info.input_size,
-            "embedding_dim": info.embedding_dim,
-            "metric": info.metric,
-            "flip_tta": info.flip_tta,
-            "training": info.training,
-            "card": str(m.card) if m.card else None,
-        })
+    rows = models.describe_bundled()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -52,3 +52,33 @@ def resolve(model: str | os.PathLike | None) -> tuple[str, Path]:
         return str(path.resolve()), path.resolve()
     known = ", ".join(sorted(names)) or "none"
     raise ModelError(f"unknown model {text!r}; bundled models: {known}; or give a path to an .onnx file")
+
+
+def describe_bundled() -> list[dict[str, object]]:
+    """One row per bundled model (for ``imgret models``): name, file, size, card and the metadata its
+    ONNX file carries. Only the metadata is read: no fingerprint, no checks, no probe run."""
+    import onnxruntime as ort
+
+    from imgret.runtime.modelinfo import ModelInfo
+
+    rows = []
+    for m in bundled():
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(m.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map)
+        rows.append({
+            "name": m.name,
+            "default": m.name == DEFAULT_MODEL,
+            "file": str(m.path),
+            "bytes": m.path.stat().st_size,
+            "model_id": info.model_id,
+            "arch": info.arch,
+            "input_size": info.input_size,
+            "embedding_dim": info.embedding_dim,
+            "metric": info.metric,
+            "flip_tta": info.flip_tta,
+            "training": info.training,
+            "card": str(m.card) if m.card else None,
+        })
+    return rows

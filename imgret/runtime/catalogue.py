@@ -51,6 +51,10 @@ class Row:
     status: str
     reason: str | None
 
+    def matches(self, size: int, mtime_ns: int) -> bool:
+        """Whether a file of this size and mtime is taken to be unchanged since it was catalogued."""
+        return self.size == size and self.mtime_ns == mtime_ns
+
 
 def encode_path(path: str) -> bytes:
     """Paths are stored as the exact bytes the OS uses, so any name survives the round trip."""
@@ -58,6 +62,7 @@ def encode_path(path: str) -> bytes:
 
 
 def decode_path(blob: bytes) -> str:
+    """The inverse of :func:`encode_path`."""
     return os.fsdecode(bytes(blob))
 
 
@@ -109,6 +114,11 @@ class Catalogue:
         gen = int(self.get_meta("catalogue_generation", "0")) + 1
         self.set_meta(catalogue_generation=gen, updated=time.time())
         return gen
+
+    def forget_all(self) -> None:
+        """Drop every file and the vector file's record (``--rebuild``); the caller commits."""
+        self.db.execute("DELETE FROM files")
+        self.db.execute("DELETE FROM meta WHERE key LIKE 'index_%'")
 
     # -- rows ---------------------------------------------------------------------------------------
     def lookup(self, path: str) -> Row | None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from imgret.errors import ImgretError
+from imgret.runtime.results import Hit, QueryResult
 from imgret.runtime.scan import Found, scan
 
 METRIC_NAMES = ("mAP@all", "mAP@100", "P@1", "P@10", "P@100", "recall@10")
@@ -156,7 +157,7 @@ def evaluate(
     folder: str | os.PathLike,
     *,
     model: str | os.PathLike | None = None,
-    index_dir: str | os.PathLike | None = None,
+    keep_library: str | os.PathLike | None = None,
     queries: int = 1000,
     seed: int = 0,
     progress=None,
@@ -165,14 +166,14 @@ def evaluate(
     """Embed the database through a library, rank it for every query, and average the metrics.
 
     Returns the report, the evaluation set and the database's vectors (for montages of the worst).
-    ``index_dir`` keeps the library for reuse; by default a temporary one is used and removed.
+    ``keep_library`` keeps the database's library there for reuse; by default a temporary one is used.
     """
     from imgret.runtime.library import Library
 
     ev = labelled_set(folder, queries=queries, seed=seed)
     with tempfile.TemporaryDirectory(prefix="imgret-eval-") as tmp:
-        lib_dir = index_dir or os.path.join(tmp, "library")
-        with Library(lib_dir, model=model, writable=True) as lib:
+        lib_dir = keep_library or os.path.join(tmp, "library")
+        with Library.open_writable(lib_dir, model=model) as lib:
             lib.index(ev.db_root, progress=progress)
             db_vecs, db_ok = lib.vectors_for(ev.db_paths)
             q_vecs, q_ok = lib.vectors_for(ev.query_paths)
@@ -202,3 +203,20 @@ def evaluate(
     report = EvalReport(overall, per_class, len(q_paths), len(db_labels), metric, model_ref,
                         per_query_ap=list(zip(q_paths, values["mAP@all"].tolist())))
     return report, ev, (db_vecs, [p for p, ok in zip(ev.db_paths, db_ok) if ok], q_vecs, q_paths)
+
+
+def worst_queries(report: EvalReport, vectors, count: int, *, hits: int = 6) -> list[QueryResult]:
+    """The ``count`` queries with the lowest average precision, worst first, each with its top
+    ``hits`` database pictures (for ``imgret eval --montage-worst``).
+
+    ``vectors`` is the fourth value :func:`evaluate` returns.
+    """
+    db_vecs, db_paths, q_vecs, q_paths = vectors
+    ap = report.per_query_ap
+    worst = sorted(range(len(ap)), key=lambda i: ap[i][1])[:count]
+    results = []
+    for i in worst:
+        dist = distances(q_vecs[i:i + 1], db_vecs, report.metric)[0]
+        order = np.argsort(dist, kind="stable")[:hits]
+        results.append(QueryResult(q_paths[i], [Hit(r, db_paths[j], float(dist[j])) for r, j in enumerate(order, 1)]))
+    return results

@@ -1,6 +1,6 @@
 """The usearch index file: a derived, rebuildable accelerator over the catalogue's vectors.
 
-It is serialised to bytes, checksummed, written to a temporary file, flushed and renamed into place,
+It is serialised to bytes, checksummed and written through :mod:`imgret.runtime.atomic`,
 so a reader never sees a half-written file and a crash leaves the previous one. Loading verifies the
 checksum and count the catalogue recorded; any mismatch means "rebuild from the catalogue", never
 "search it anyway".
@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
+from imgret.runtime import atomic
+
 # Below this many vectors a query is an exact (brute-force) scan; above it, the HNSW graph.
 EXACT_SEARCH_LIMIT = 20_000
 USEARCH_METRIC = {"cosine": "cos", "l2": "l2sq"}
-TEMP_PREFIX, TEMP_SUFFIX = ".vectors-", ".tmp"
+# Temporary files of imgret before the shared atomic writer were named ".vectors-*.tmp".
+LEGACY_TEMP_NAME = "vectors"
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ def build(keys: np.ndarray, vectors: np.ndarray, metric: str):
 
 
 def save_atomic(index, path: str) -> SavedIndex:
-    """Serialise ``index`` to ``path`` via temp file + fsync + rename; return its checksum record.
+    """Serialise ``index`` to ``path`` atomically (:mod:`imgret.runtime.atomic`); return its checksum record.
 
     The caller holds the library's writer lock, so any earlier temporary file in the folder was left by
     a writer that was killed mid-save; it is removed here rather than left to pile up.
@@ -54,21 +56,9 @@ def save_atomic(index, path: str) -> SavedIndex:
     data = bytes(index.save())
     digest = hashlib.sha256(data).hexdigest()
     folder = os.path.dirname(os.path.abspath(path))
-    _remove_stale_temps(folder)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(folder)
+    atomic.remove_stale_temps(folder, os.path.basename(path))
+    atomic.remove_stale_temps(folder, LEGACY_TEMP_NAME)
+    atomic.write_bytes(path, data)
     return SavedIndex(count=len(index), sha256=digest, size=len(data))
 
 
@@ -110,29 +100,3 @@ def search(index, queries: np.ndarray, count: int) -> list[tuple[np.ndarray, np.
         n = int(counts[i])
         out.append((keys[i, :n].astype(np.uint64), dists[i, :n].astype(np.float32)))
     return out
-
-
-def _remove_stale_temps(folder: str) -> None:
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return
-    for name in names:
-        if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
-            try:
-                os.unlink(os.path.join(folder, name))
-            except OSError:
-                pass
-
-
-def _fsync_dir(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -20,11 +20,11 @@ def test_queries_answer_from_committed_state_while_index_runs_and_a_second_write
     first, more, lib = tmp_path / "first", tmp_path / "more", tmp_path / "lib"
     write_scenes(first, 10)
     write_scenes(more, 600, start=1000)
-    assert imgret("index", first, "--index", lib, "--model", fake_model).code == 0
+    assert imgret("index", first, "--library", lib, "--model", fake_model).code == 0
     start_gen = int(meta(lib)["catalogue_generation"])
     known = {str(p) for p in first.iterdir()} | {str(p) for p in more.iterdir()}
 
-    child = start_imgret("index", more, "--index", lib, "--workers", "0", env=child_env(IMGRET_COMMIT_EVERY="10"))
+    child = start_imgret("index", more, "--library", lib, "--workers", "0", env=child_env(IMGRET_COMMIT_EVERY="10"))
     try:
         deadline = time.monotonic() + 60
         while int(meta(lib)["catalogue_generation"]) == start_gen:  # wait until it is writing
@@ -32,7 +32,7 @@ def test_queries_answer_from_committed_state_while_index_runs_and_a_second_write
             assert time.monotonic() < deadline
             time.sleep(0.01)
         t0 = time.monotonic()
-        second = imgret("index", first, "--index", lib)
+        second = imgret("index", first, "--library", lib)
         assert time.monotonic() - t0 < 5
         assert second.code == 1 and "locked" in second.stderr and second.stderr.count("\n") == 1
 
@@ -40,7 +40,7 @@ def test_queries_answer_from_committed_state_while_index_runs_and_a_second_write
         sizes = []
         while True:
             running = child.poll() is None
-            with Library(lib) as reader:
+            with Library.open(lib) as reader:
                 size = len(reader)
                 result = reader.query([np.asarray(scene(3))], 5)[0]
             hits = result.hits

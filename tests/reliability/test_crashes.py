@@ -68,7 +68,7 @@ class Photos:
 
 
 def clean_build(folder: Path, libdir: Path, model: Path) -> None:
-    with Library(libdir, model=model, writable=True) as lib:
+    with Library.open_writable(libdir, model=model) as lib:
         lib.index(folder, workers=0)
 
 
@@ -106,7 +106,7 @@ def assert_sound_after_kill(libdir: Path, before: dict, photos: Photos, encoder:
         np.testing.assert_allclose(np.frombuffer(row[5], dtype=np.float32), refs[sha], atol=1e-6)
     # The library opens and answers (or, killed before its model was recorded, says so clearly).
     try:
-        lib = Library(libdir)
+        lib = Library.open(libdir)
     except LibraryError as exc:
         assert not [r for r in after.values() if r[3] == "ok"], exc
         return
@@ -126,7 +126,7 @@ def test_random_sigkills_never_lose_work_and_a_rerun_converges(tmp_path, fake_mo
     for i in range(12):
         probe.write(f"p{i:03d}.png")
     t0 = time.monotonic()
-    assert run_imgret("index", probe.folder, "--index", tmp_path / "probe-lib", "--model", fake_model,
+    assert run_imgret("index", probe.folder, "--library", tmp_path / "probe-lib", "--model", fake_model,
                       "--workers", "0", env=env).code == 0
     full = time.monotonic() - t0
 
@@ -143,7 +143,7 @@ def test_random_sigkills_never_lose_work_and_a_rerun_converges(tmp_path, fake_mo
         photos, libdir = sets[j], libs[j]
         photos.mutate(rng)
         before = snapshot(libdir)
-        args = ["index", photos.folder, "--index", libdir, "--workers", "0"]
+        args = ["index", photos.folder, "--library", libdir, "--workers", "0"]
         if not (libdir / "catalogue.sqlite").exists() or "model_fingerprint" not in _meta_or_empty(libdir):
             args += ["--model", fake_model]
         proc = start_imgret(*args, env=env)
@@ -156,7 +156,7 @@ def test_random_sigkills_never_lose_work_and_a_rerun_converges(tmp_path, fake_mo
         assert_sound_after_kill(libdir, before, photos, encoder, refs)
 
     for j, (photos, libdir) in enumerate(zip(sets, libs)):
-        args = ["index", photos.folder, "--index", libdir, "--workers", "0"]
+        args = ["index", photos.folder, "--library", libdir, "--workers", "0"]
         if "model_fingerprint" not in _meta_or_empty(libdir):
             args += ["--model", fake_model]
         done = run_imgret(*args, env=env)
@@ -185,7 +185,7 @@ def test_kill_at_each_commit_point_keeps_committed_work_and_a_rerun_converges(tm
     (photos.folder / "p0001.png").unlink()  # one deleted
 
     env = child_env(IMGRET_COMMIT_EVERY=COMMIT_EVERY, IMGRET_FAULT_POINT=point)
-    killed = run_imgret("index", photos.folder, "--index", libdir, "--workers", "0", env=env)
+    killed = run_imgret("index", photos.folder, "--library", libdir, "--workers", "0", env=env)
     assert killed.code == -signal.SIGKILL, killed.stderr
     assert "Traceback" not in killed.stderr
     assert_sound_after_kill(libdir, before, photos, Encoder(fake_model), {})
@@ -201,10 +201,10 @@ def test_kill_at_each_commit_point_keeps_committed_work_and_a_rerun_converges(tm
         "after-index-save": todo + 1,
     }[point]
     assert len(changed) == expected_changes
-    with Library(libdir) as lib:
+    with Library.open(libdir) as lib:
         assert lib.info()["index_fresh"] is (point in ("before-batch-commit", "after-index-save"))
 
-    rerun = run_imgret("index", photos.folder, "--index", libdir, "--workers", "0",
+    rerun = run_imgret("index", photos.folder, "--library", libdir, "--workers", "0",
                        env=child_env(IMGRET_COMMIT_EVERY=COMMIT_EVERY))
     assert rerun.code == 0, rerun.stderr
     assert_converged(libdir, photos.folder, fake_model, tmp_path / "clean")

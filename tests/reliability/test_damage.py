@@ -24,7 +24,7 @@ def library(imgret, tmp_path, fake_model):
     photos = tmp_path / "photos"
     write_scenes(photos, 40)
     lib = tmp_path / "lib"
-    r = imgret("index", photos, "--index", lib, "--model", fake_model)
+    r = imgret("index", photos, "--library", lib, "--model", fake_model)
     assert r.code == 0, r.stderr
     return photos, lib
 
@@ -60,7 +60,7 @@ def _damage(data: bytes, how: str) -> bytes:
 @pytest.mark.parametrize("how", ["truncated", "zeroed", "bitflip", "appended", "empty", "missing"])
 def test_damaged_index_file_is_detected_and_rebuilt(imgret, library, how):
     photos, lib = library
-    query = ["query", photos / "scene007.png", "--index", lib, "-N", "10"]
+    query = ["query", photos / "scene007.png", "--library", lib, "-N", "10"]
     good = imgret(*query).stdout
     index_file = lib / INDEX_FILE
     if how == "missing":
@@ -70,7 +70,7 @@ def test_damaged_index_file_is_detected_and_rebuilt(imgret, library, how):
     assert not _index_file_is_sound(lib)
     r = imgret(*query)
     assert r.code == 0 and r.stdout == good  # answered from the catalogue, not the damaged file
-    r = imgret("index", photos, "--index", lib)
+    r = imgret("index", photos, "--library", lib)
     assert r.code == 0 and "0 added, 0 updated, 0 removed, 40 unchanged" in r.stderr
     assert _index_file_is_sound(lib)
     assert imgret(*query).stdout == good
@@ -79,7 +79,7 @@ def test_damaged_index_file_is_detected_and_rebuilt(imgret, library, how):
 def test_temporary_file_of_a_killed_save_is_cleaned_up(imgret, library):
     photos, lib = library
     (lib / ".vectors-abc123.tmp").write_bytes(b"half a file")
-    assert imgret("index", photos, "--index", lib).code == 0
+    assert imgret("index", photos, "--library", lib).code == 0
     assert not (lib / ".vectors-abc123.tmp").exists()
 
 
@@ -105,22 +105,22 @@ def test_damaged_catalogue_gives_one_clear_line_and_the_recovery_works(imgret, l
         (lib / ("catalogue.sqlite" + extra)).unlink(missing_ok=True)
     cat.write_bytes(_page_damage(cat.read_bytes(), how))
     for args in (["query", photos / "scene001.png"], ["info"], ["index", photos]):
-        r = run_imgret(*args, "--index", lib)
+        r = run_imgret(*args, "--library", lib)
         assert r.code == 1, (args, r.stderr)
         assert "Traceback" not in r.stderr
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and "damaged" in lines[0] and RECOVERY in lines[0], lines
     # The documented recovery: move the library aside and index again.
     shutil.move(lib, lib.with_name("lib.damaged"))
-    r = imgret("index", photos, "--index", lib, "--model", fake_model)
+    r = imgret("index", photos, "--library", lib, "--model", fake_model)
     assert r.code == 0 and "40 added" in r.stderr
-    q = imgret("query", photos / "scene001.png", "--index", lib, "-N", "3", "--paths")
+    q = imgret("query", photos / "scene001.png", "--library", lib, "-N", "3", "--paths")
     assert q.code == 0 and len(q.stdout.split()) == 3
 
 
 def test_garbage_write_ahead_log_is_ignored(imgret, library):
     photos, lib = library
-    before = imgret("query", photos / "scene002.png", "--index", lib).stdout
+    before = imgret("query", photos / "scene002.png", "--library", lib).stdout
     (lib / "catalogue.sqlite-wal").write_bytes(b"\x37\x7f\x06\x82" + b"junk" * 1000)
-    r = imgret("query", photos / "scene002.png", "--index", lib)
+    r = imgret("query", photos / "scene002.png", "--library", lib)
     assert r.code == 0 and r.stdout == before

@@ -39,19 +39,19 @@ def _limit(nbytes: int):
 @pytest.mark.parametrize("limit", [40_000, 120_000, 200_000])
 def test_disk_full_while_indexing_keeps_the_library_and_says_so(folders, tmp_path, fake_model, limit):
     lib = tmp_path / "lib"
-    first = run_imgret("index", folders / "first", "--index", lib, "--model", fake_model, "--workers", "0")
+    first = run_imgret("index", folders / "first", "--library", lib, "--model", fake_model, "--workers", "0")
     assert first.code == 0, first.stderr
     before = snapshot(lib)
-    full = run_imgret("index", folders / "more", "--index", lib, "--workers", "0", preexec_fn=_limit(limit))
+    full = run_imgret("index", folders / "more", "--library", lib, "--workers", "0", preexec_fn=_limit(limit))
     assert full.code == 1, full.stderr
     assert "Traceback" not in full.stderr
     lines = full.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("imgret: error:") and "free some space" in lines[0]
     after = snapshot(lib)
     assert all(after[p] == row for p, row in before.items())  # the earlier library is intact
-    with Library(lib) as reader:  # ... and usable
+    with Library.open(lib) as reader:  # ... and usable
         assert len(reader.query([np.asarray(scene(3))], 3)[0].hits) == 3
-    again = run_imgret("index", folders / "more", "--index", lib, "--workers", "0", env=child_env())
+    again = run_imgret("index", folders / "more", "--library", lib, "--workers", "0", env=child_env())
     assert again.code == 0, again.stderr
     assert len(ok_vectors(lib)) == 312
 
@@ -60,7 +60,7 @@ def test_disk_full_while_saving_the_index_file(imgret, tmp_path, fake_model, mon
     photos = tmp_path / "photos"
     write_scenes(photos, 8)
     lib = tmp_path / "lib"
-    assert imgret("index", photos, "--index", lib, "--model", fake_model).code == 0
+    assert imgret("index", photos, "--library", lib, "--model", fake_model).code == 0
     write_scenes(photos, 4, start=50)
     real_fsync = os.fsync
 
@@ -68,14 +68,14 @@ def test_disk_full_while_saving_the_index_file(imgret, tmp_path, fake_model, mon
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(vectors.os, "fsync", no_space)
-    r = imgret("index", photos, "--index", lib)
+    r = imgret("index", photos, "--library", lib)
     monkeypatch.setattr(vectors.os, "fsync", real_fsync)
     assert r.code == 1
     assert r.stderr.count("\n") == 1 and "no space left" in r.stderr and "free some space" in r.stderr
     assert not [n for n in os.listdir(lib) if n.endswith(".tmp")]
-    with Library(lib) as reader:  # the catalogue was committed; the stale index file is not searched
+    with Library.open(lib) as reader:  # the catalogue was committed; the stale index file is not searched
         assert len(reader) == 12 and reader.info()["index_fresh"] is False
         assert len(reader.query([np.asarray(scene(51))], 12)[0].hits) == 12
-    assert imgret("index", photos, "--index", lib).code == 0
-    with Library(lib) as reader:
+    assert imgret("index", photos, "--library", lib).code == 0
+    with Library.open(lib) as reader:
         assert reader.info()["index_fresh"] is True

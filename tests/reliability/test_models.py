@@ -151,13 +151,13 @@ def _fingerprint(folder):
 def test_a_refused_model_never_touches_the_library(imgret, tmp_path, fake_model, what):
     photos, lib, fresh = tmp_path / "photos", tmp_path / "lib", tmp_path / "fresh"
     write_scenes(photos, 4)
-    assert imgret("index", photos, "--index", lib, "--model", fake_model).code == 0
+    assert imgret("index", photos, "--library", lib, "--model", fake_model).code == 0
     before = _fingerprint(lib)
     (tmp_path / "models").mkdir()
     bad = make_model(tmp_path / "models" / "bad.onnx", **BAD_MODELS[what][0])
-    for args in (["index", photos, "--index", lib, "--model", bad, "--rebuild"],
-                 ["index", photos, "--index", fresh, "--model", bad],
-                 ["query", photos / "scene000.png", "--index", lib, "--model", bad]):
+    for args in (["index", photos, "--library", lib, "--model", bad, "--rebuild"],
+                 ["index", photos, "--library", fresh, "--model", bad],
+                 ["query", photos / "scene000.png", "--library", lib, "--model", bad]):
         r = imgret(*args)
         assert r.code == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
     assert _fingerprint(lib) == before

@@ -47,7 +47,7 @@ def nasty_run(tmp_path_factory, fake_model):
     good = base / "good"
     write_scenes(good, 6)
     lib = base / "lib"
-    first = run_imgret("index", good, "--index", lib, "--model", fake_model, "--workers", "0")
+    first = run_imgret("index", good, "--library", lib, "--model", fake_model, "--workers", "0")
     assert first.code == 0, first.stderr
     before = snapshot(lib)
     nasty = base / "nasty"
@@ -55,7 +55,7 @@ def nasty_run(tmp_path_factory, fake_model):
     marker = base / "external-program-ran"
     env = child_env(PATH=_fake_programs(base / "bin", marker))
     # Over 64 files, so the spawned decoding workers are used, as in a real run.
-    run = run_imgret("index", nasty, "--index", lib, "--verbose", "--workers", "2", env=env, timeout=90)
+    run = run_imgret("index", nasty, "--library", lib, "--verbose", "--workers", "2", env=env, timeout=90)
     return {"lib": lib, "good": good, "nasty": nasty, "cases": cases, "before": before, "run": run,
             "marker": marker, "after": snapshot(lib)}
 
@@ -113,7 +113,7 @@ def test_duplicates_share_a_vector_and_odd_pictures_embed_like_their_originals(n
 
 
 def test_a_second_run_changes_nothing(nasty_run):
-    run = run_imgret("index", nasty_run["nasty"], "--index", nasty_run["lib"], "--workers", "0")
+    run = run_imgret("index", nasty_run["nasty"], "--library", nasty_run["lib"], "--workers", "0")
     assert run.code == 0, run.stderr
     assert " 0 added, 0 updated, 0 removed" in run.stderr
     assert snapshot(nasty_run["lib"]) == nasty_run["after"]
@@ -127,13 +127,13 @@ def test_pipes_and_devices_never_hang_even_when_links_are_followed(tmp_path, fak
     os.symlink("/dev/urandom", folder / "random.png")
     write_scenes(folder, 1)
     lib = tmp_path / "lib"
-    run = run_imgret("index", folder, "--index", lib, "--model", fake_model, "--follow-links", "--verbose", timeout=30)
+    run = run_imgret("index", folder, "--library", lib, "--model", fake_model, "--follow-links", "--verbose", timeout=30)
     assert run.code == 0, run.stderr
     listed = skipped_in_summary(run.stderr)
     assert {os.path.basename(p): r for p, r in listed.items()} == {
         "pipe.jpg": "not-a-file", "zero.jpg": "not-a-file", "random.png": "not-a-file"}
     for query in ("pipe.jpg", "zero.jpg"):
-        q = run_imgret("query", folder / query, "--index", lib, timeout=30)
+        q = run_imgret("query", folder / query, "--library", lib, timeout=30)
         assert q.code == 1 and "cannot read query picture" in q.stderr and "Traceback" not in q.stderr
 
 
@@ -161,7 +161,7 @@ def test_unreadable_files_and_folders_are_skipped_and_kept(tmp_path, fake_model)
     cases = corpus.build_unreadable(photos)
 
     def index(*args):
-        cmd = [*prefix, sys.executable, "-m", "imgret", "index", str(photos), "--index", str(lib), "--workers", "0",
+        cmd = [*prefix, sys.executable, "-m", "imgret", "index", str(photos), "--library", str(lib), "--workers", "0",
                *args]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=child_env(), stdin=subprocess.DEVNULL)
         return out.returncode, out.stderr

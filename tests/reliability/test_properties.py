@@ -111,7 +111,7 @@ class LibraryLife(RuleBasedStateMachine):
         self.folder = self.base / "photos"
         self.folder.mkdir()
         model, self.vectors = _model_and_vectors()
-        self.lib = Library(self.base / "lib", model=model, writable=True)
+        self.lib = Library.open_writable(self.base / "lib", model=model)
         self.disk: dict[str, int] = {}
         self.indexed: dict[str, int] = {}
         self.counter = 0

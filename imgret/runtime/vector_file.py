@@ -8,6 +8,8 @@ searched, and is rebuilt from the catalogue.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 
 import numpy as np
@@ -26,8 +28,24 @@ def saved_record(meta: dict[str, str], *, fresh_only: bool = True) -> vectors.Sa
     return vectors.SavedIndex(int(meta["index_count"]), meta["index_sha256"], int(meta["index_size"]))
 
 
-class IndexFile:
-    """One library's index file: ``refresh`` after writing, ``searchable`` for queries."""
+def file_matches(path: str, record: vectors.SavedIndex | None) -> bool:
+    """Whether the file at ``path`` is the one ``record`` describes (same size and checksum)."""
+    if record is None:
+        return False
+    try:
+        if os.path.getsize(path) != record.size:
+            return False
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest() == record.sha256
+    except OSError:
+        return False
+
+
+class VectorFile:
+    """One library's ``vectors.usearch``: ``refresh`` after writing, ``searchable`` for queries."""
 
     def __init__(self, catalogue: Catalogue, path: str, dim: int, metric: str) -> None:
         self.catalogue, self.path, self.dim, self.metric = catalogue, path, dim, metric
@@ -38,6 +56,7 @@ class IndexFile:
         self.index = None
 
     def record(self, *, fresh_only: bool = True) -> vectors.SavedIndex | None:
+        """What the catalogue records about this file (see :func:`saved_record`)."""
         return saved_record(self.catalogue.meta(), fresh_only=fresh_only)
 
     def refresh(self) -> str:

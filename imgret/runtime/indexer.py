@@ -6,8 +6,7 @@ match is "unchanged". Vectors are reused by content hash, so renamed or duplicat
 embedded again. Files that vanished from the scanned tree are removed at the end, except below
 folders that could not be read this time (their files are kept, not lost).
 
-Crash tests steer where a run dies through the environment: ``IMGRET_FAULT_POINT=NAME`` kills the
-process at a named commit point, ``IMGRET_FAULT_AFTER_COMMITS=N`` right after the N-th batch commit.
+Crash tests steer where a run dies through the environment (see :class:`_Faults`).
 """
 
 from __future__ import annotations
@@ -44,21 +43,37 @@ def _env_int(name: str, default: int) -> int:
 
 
 class _Faults:
-    """Test-only kill switches, read from the environment once per run."""
+    """Test-only kill switches, read from the environment once per run, so a seed picks the moment.
+
+    ``IMGRET_FAULT_POINT=NAME`` kills at a named point; ``IMGRET_FAULT_AFTER_COMMITS=N`` kills right
+    after the N-th batch commit or, with ``IMGRET_FAULT_AFTER_STORED=M``, once M more files have been
+    written into the open transaction after it (N may be 0: before the first commit).
+    """
 
     def __init__(self) -> None:
         self.point = os.environ.get("IMGRET_FAULT_POINT") or None
-        self.after_commits = _env_int("IMGRET_FAULT_AFTER_COMMITS", 0)
-        self.commits = 0
+        self.after_commits = _env_int("IMGRET_FAULT_AFTER_COMMITS", -1)
+        self.after_stored = _env_int("IMGRET_FAULT_AFTER_STORED", 0)
+        self.commits = self.stored = 0
 
     def at(self, point: str) -> None:
         if point == self.point:
-            os.kill(os.getpid(), signal.SIGKILL)
+            _die()
 
     def batch_committed(self) -> None:
         self.commits += 1
-        if self.commits == self.after_commits:
-            os.kill(os.getpid(), signal.SIGKILL)
+        self.stored = 0
+        if self.commits == self.after_commits and self.after_stored == 0:
+            _die()
+
+    def file_stored(self) -> None:
+        self.stored += 1
+        if self.commits == self.after_commits and self.stored == self.after_stored:
+            _die()
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Indexer:
@@ -202,6 +217,7 @@ class Indexer:
             report.updated += 1
         else:
             report.added += 1
+        self.faults.file_stored()
 
     def _remove_vanished(self, root: str, seen: set[str], unreadable_dirs: list[str]) -> int:
         prefix = root.rstrip(os.sep) + os.sep

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
 from fakes import scene
 from PIL import Image
 
-from imgret.runtime.evaluate import balanced_sample, rank_metrics
+from imgret.runtime.evaluate import balanced_sample, evaluate, rank_metrics, worst_queries
 
 
 def test_metrics_on_a_known_ranking():
@@ -62,6 +63,15 @@ def test_eval_leave_one_out_and_worst_montage(imgret, tmp_path, fake_model):
     assert "ALL" in r.stdout and "mAP@all" in r.stdout
     with Image.open(out) as im:
         assert im.height > 100
+    # The ranking behind the montage: the outlier is the worst query, clearly worse than every other;
+    # each row starts with the query itself (distance 0), as the montage shows it.
+    report, ev, vecs = evaluate(tmp_path / "data", model=fake_model, queries=0)
+    assert ev.leave_one_out and report.queries == 19
+    worst = worst_queries(report, vecs, 2, hits=4)
+    assert [os.path.basename(w.query) for w in worst][0] == "odd.png"
+    ap = dict(report.per_query_ap)
+    assert ap[worst[0].query] == min(ap.values()) < 0.5 <= sorted(ap.values())[1]
+    assert all(len(w.hits) == 4 and w.hits[0].path == w.query and w.hits[0].distance < 1e-5 for w in worst)
 
 
 def test_eval_needs_classes(imgret, tmp_path, fake_model):

@@ -165,3 +165,51 @@ def test_info_works_even_when_the_model_file_is_gone(imgret, photos, tmp_path):
     assert r.code == 0 and "pictures:   12" in r.stdout
     q = imgret("query", photos / "scene000.png")
     assert q.code == 1 and "model file not found" in q.stderr
+
+
+@pytest.mark.parametrize("spelling", ["--library", "-l", "--index"])
+def test_library_option_spellings(imgret, tmp_path, photos, fake_model, spelling):
+    lib = tmp_path / "elsewhere"
+    r = imgret("index", photos, spelling, lib, "--model", fake_model)
+    assert r.code == 0, r.stderr
+    assert (lib / "catalogue.sqlite").is_file()
+    q = imgret("query", photos / "scene002.png", spelling, lib, "-N", "1", "--paths")
+    assert q.code == 0 and q.stdout.strip() and "scene002" not in q.stdout, q.stderr  # itself left out
+    info = imgret("info", spelling, lib, "--json")
+    assert json.loads(info.stdout)["pictures"] == 12
+    deprecated = spelling == "--index"
+    for out in (r, q, info):
+        assert ("--index is deprecated; use --library" in out.stderr) is deprecated
+
+
+def test_old_option_spellings_are_hidden_from_help(imgret):
+    for command in ("index", "query", "info", "eval"):
+        text = imgret(command, "--help").stdout
+        assert "--index" not in text and "IMGRET_INDEX" not in text
+    assert "--library" in imgret("query", "--help").stdout
+    assert "--keep-library" in imgret("eval", "--help").stdout
+
+
+@pytest.mark.parametrize("variable", ["IMGRET_LIBRARY", "IMGRET_INDEX"])
+def test_library_from_the_environment(imgret, tmp_path, photos, fake_model, monkeypatch, variable):
+    monkeypatch.delenv("IMGRET_LIBRARY")
+    monkeypatch.setenv(variable, str(tmp_path / "from-env"))
+    r = imgret("index", photos, "--model", fake_model)
+    assert r.code == 0, r.stderr
+    assert (tmp_path / "from-env" / "catalogue.sqlite").is_file()
+    assert ("IMGRET_INDEX is deprecated; use IMGRET_LIBRARY" in r.stderr) is (variable == "IMGRET_INDEX")
+    # An option beats the environment, and then the old variable is not mentioned.
+    other = imgret("info", "--library", tmp_path / "from-env", "--json")
+    assert other.code == 0 and "deprecated" not in other.stderr
+
+
+def test_eval_keep_library_and_its_old_spelling(imgret, tmp_path, fake_model):
+    for name, colour in {"a": (200, 20, 20), "b": (20, 20, 200)}.items():
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (16, 16), (colour[0], colour[1] + 10 * i, colour[2])).save(tmp_path / "data" / name / f"{i}.png")
+    for spelling, folder in (("--keep-library", "kept"), ("--index", "kept-old")):
+        r = imgret("eval", tmp_path / "data", "--model", fake_model, spelling, tmp_path / folder, "--json")
+        assert r.code == 0, r.stderr
+        assert (tmp_path / folder / "catalogue.sqlite").is_file()
+        assert ("--index is deprecated; use --keep-library" in r.stderr) is (spelling == "--index")

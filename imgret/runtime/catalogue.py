@@ -143,12 +143,13 @@ class Catalogue:
         vec = np.ascontiguousarray(vector, dtype=np.float32)
         if not np.all(np.isfinite(vec)):
             raise ValueError("refusing to store a vector that is not finite")
-        return self._upsert(path, size, mtime_ns, sha256, "ok", None, vec.tobytes())
+        return self._upsert(path, size, mtime_ns, sha256=sha256, status="ok", reason=None, vector=vec.tobytes())
 
     def put_skipped(self, path: str, size: int, mtime_ns: int, reason: str, sha256: str | None = None) -> int:
-        return self._upsert(path, size, mtime_ns, sha256, "skipped", reason, None)
+        return self._upsert(path, size, mtime_ns, sha256=sha256, status="skipped", reason=reason, vector=None)
 
-    def _upsert(self, path, size, mtime_ns, sha256, status, reason, blob) -> int:
+    def _upsert(self, path: str, size: int, mtime_ns: int, **row: object) -> int:
+        """Insert or replace the row of ``path``; ``row`` holds sha256, status, reason and vector."""
         cur = self.db.execute(
             """INSERT INTO files (path, size, mtime_ns, sha256, status, reason, vector, updated)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -156,7 +157,7 @@ class Catalogue:
                  sha256 = excluded.sha256, status = excluded.status, reason = excluded.reason,
                  vector = excluded.vector, updated = excluded.updated
                RETURNING id""",
-            (encode_path(path), size, mtime_ns, sha256, status, reason, blob, time.time()),
+            (encode_path(path), size, mtime_ns, row["sha256"], row["status"], row["reason"], row["vector"], time.time()),
         )
         return int(cur.fetchone()[0])
 

@@ -153,7 +153,7 @@ def rank(queries: np.ndarray, database: np.ndarray, metric: str, exclude: np.nda
     return order
 
 
-def evaluate(
+def evaluate(  # noqa: PLR0913 - mirrors the options of `imgret eval`
     folder: str | os.PathLike,
     *,
     model: str | os.PathLike | None = None,

@@ -146,7 +146,7 @@ class Library:
         A path that is in the library and unchanged uses its stored vector; anything else is embedded.
         The query's own entry is left out unless ``include_self``.
         """
-        return search.query(self.catalogue, self.vector_file, self.encoder, images, n, include_self=include_self)
+        return search.query(self.vector_file, self.encoder, images, n, include_self=include_self)
 
     def vectors_for(self, paths: list[str], *, workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Vectors for many files; see :func:`imgret.runtime.search.vectors_for`."""

@@ -49,9 +49,6 @@ def scan(
     example, when it lives inside the photo folder).
     """
     root = os.fspath(root)
-    real_root = os.path.realpath(root)
-    excluded = {os.path.realpath(p) for p in exclude}
-    seen_files: set[tuple[int, int]] = set()
     try:
         st = os.stat(root)
     except OSError as exc:
@@ -63,54 +60,73 @@ def scan(
         else:
             yield Skipped(root, "not-an-image-suffix")
         return
-    seen_dirs: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            yield Skipped(folder, _reason(exc))
-            continue
-        subdirs = []
-        for entry in entries:
-            if is_hidden(entry.name):
-                continue
-            path = entry.path
+    yield from _Walk(root, st, follow_outside, exclude).run()
+
+
+class _Walk:
+    """One depth-first walk of a folder tree, remembering the folders and files already seen."""
+
+    def __init__(self, root: str, st: os.stat_result, follow_outside: bool, exclude: tuple[str, ...]) -> None:
+        self.root, self.real_root, self.follow_outside = root, os.path.realpath(root), follow_outside
+        self.excluded = {os.path.realpath(p) for p in exclude}
+        self.seen_dirs: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
+        self.seen_files: set[tuple[int, int]] = set()
+
+    def run(self) -> Iterator[Found | Skipped]:
+        stack = [self.root]
+        while stack:
+            folder = stack.pop()
             try:
-                is_link = entry.is_symlink()
-                if is_link and not follow_outside:
-                    target = os.path.realpath(path)
-                    if target != real_root and not target.startswith(real_root + os.sep):
-                        yield Skipped(path, "symlink-outside-tree")
-                        continue
-                st = os.stat(path)  # follows the link, if any
-            except FileNotFoundError:
-                yield Skipped(path, "broken-symlink")
-                continue
+                with os.scandir(folder) as it:
+                    entries = sorted(it, key=lambda e: e.name)
             except OSError as exc:
-                yield Skipped(path, _reason(exc))
+                yield Skipped(folder, _reason(exc))
                 continue
-            key = (st.st_dev, st.st_ino)
-            if stat.S_ISDIR(st.st_mode):
-                if os.path.realpath(path) in excluded:
+            subdirs = []
+            for entry in entries:
+                if is_hidden(entry.name):
                     continue
-                if key in seen_dirs:
-                    yield Skipped(path, "symlink-loop" if is_link else "folder-seen-twice")
-                    continue
-                seen_dirs.add(key)
-                subdirs.append(path)
-            elif not has_image_suffix(entry.name):
-                continue
-            elif not stat.S_ISREG(st.st_mode):
-                yield Skipped(path, "not-a-file")
-            elif key in seen_files:
-                yield Skipped(path, "same-file-seen")
-            else:
-                seen_files.add(key)
-                yield Found(path, st.st_size, st.st_mtime_ns, key)
-        stack.extend(reversed(subdirs))
+                outcome = self._visit(entry)
+                if isinstance(outcome, str):
+                    subdirs.append(outcome)
+                elif outcome is not None:
+                    yield outcome
+            stack.extend(reversed(subdirs))
+
+    def _visit(self, entry: os.DirEntry) -> Found | Skipped | str | None:
+        """A picture, a skip, a folder to enter (its path) or ``None`` (not a picture: ignored)."""
+        path = entry.path
+        try:
+            is_link = entry.is_symlink()
+            if is_link and not self.follow_outside and not self._inside(os.path.realpath(path)):
+                return Skipped(path, "symlink-outside-tree")
+            st = os.stat(path)  # follows the link, if any
+        except FileNotFoundError:
+            return Skipped(path, "broken-symlink")
+        except OSError as exc:
+            return Skipped(path, _reason(exc))
+        key = (st.st_dev, st.st_ino)
+        if stat.S_ISDIR(st.st_mode):
+            return self._folder(path, key, is_link)
+        if not has_image_suffix(entry.name):
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return Skipped(path, "not-a-file")
+        if key in self.seen_files:
+            return Skipped(path, "same-file-seen")
+        self.seen_files.add(key)
+        return Found(path, st.st_size, st.st_mtime_ns, key)
+
+    def _inside(self, target: str) -> bool:
+        return target == self.real_root or target.startswith(self.real_root + os.sep)
+
+    def _folder(self, path: str, key: tuple[int, int], is_link: bool) -> Skipped | str | None:
+        if os.path.realpath(path) in self.excluded:
+            return None
+        if key in self.seen_dirs:
+            return Skipped(path, "symlink-loop" if is_link else "folder-seen-twice")
+        self.seen_dirs.add(key)
+        return path
 
 
 def _reason(exc: OSError) -> str:

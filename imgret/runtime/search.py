@@ -36,15 +36,11 @@ def query_pictures(arguments: Iterable[str | os.PathLike]) -> list[str]:
 
 
 def query(
-    catalogue: Catalogue,
-    vector_file: VectorFile,
-    encoder: Encoder,
-    images: Iterable,
-    n: int,
-    *,
-    include_self: bool = False,
+    vector_file: VectorFile, encoder: Encoder, images: Iterable, n: int, *, include_self: bool = False
 ) -> list[QueryResult]:
-    """The ``n`` nearest library pictures for each query (path, PIL image or array)."""
+    """The ``n`` nearest library pictures for each query (path, PIL image or array), searched in
+    ``vector_file`` (its catalogue names the hits and holds stored query vectors)."""
+    catalogue = vector_file.catalogue
     if n < 1:
         raise ValueError("the number of results must be at least 1")
     index = vector_file.searchable()

@@ -156,102 +156,124 @@ HTML = b"<!doctype html><html><body><img src=x onerror=alert(1)></body></html>"
 
 # -- the corpus ----------------------------------------------------------------------------------------
 
-def build(root: Path) -> list[Case]:
-    """Write the corpus under ``root`` (created) and return its cases, in no particular order."""
-    root.mkdir(parents=True, exist_ok=True)
-    cases: list[Case] = []
+class _Corpus:
+    """The corpus being written: its root, the cases so far and the base picture's encodings."""
 
-    def put(name: str | bytes, data: bytes, expect: str, reason: str | None = None, **kw) -> None:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.cases: list[Case] = []
+        self.good = picture(100)
+        self.good_jpeg = encoded(self.good, "JPEG", quality=92)
+        self.good_png = encoded(self.good, "PNG")
+
+    def put(self, name: str | bytes, data: bytes, expect: str, reason: str | None = None, **kw) -> None:
         rel = os.fsencode(name)
-        path = os.path.join(os.fsencode(root), rel)
+        path = os.path.join(os.fsencode(self.root), rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as fh:
             fh.write(data)
-        cases.append(Case(rel, expect, reason, **kw))
+        self.cases.append(Case(rel, expect, reason, **kw))
 
-    good = picture(100)
-    good_jpeg = encoded(good, "JPEG", quality=92)
-    good_png = encoded(good, "PNG")
 
-    # Not pictures at all, or not any more.
-    put("bad/empty.jpg", b"", SKIPPED, "empty")
-    put("bad/truncated.jpg", good_jpeg[: len(good_jpeg) // 2], SKIPPED, "corrupt")
-    put("bad/truncated.png", good_png[: len(good_png) // 2], SKIPPED, "corrupt")
-    put("bad/header-only.png", good_png[:33], SKIPPED, "not-an-image")
+def build(root: Path) -> list[Case]:
+    """Write the corpus under ``root`` (created) and return its cases, in no particular order."""
+    root.mkdir(parents=True, exist_ok=True)
+    w = _Corpus(root)
+    for part in (_not_pictures, _bombs, _odd_pictures, _exif, _misnamed, _odd_names, _duplicates, _folder_named_like_a_picture, _special_files):
+        part(w)
+    return w.cases
+
+
+def _not_pictures(w: _Corpus) -> None:
+    """Not pictures at all, or not any more."""
+    w.put("bad/empty.jpg", b"", SKIPPED, "empty")
+    w.put("bad/truncated.jpg", w.good_jpeg[: len(w.good_jpeg) // 2], SKIPPED, "corrupt")
+    w.put("bad/truncated.png", w.good_png[: len(w.good_png) // 2], SKIPPED, "corrupt")
+    w.put("bad/header-only.png", w.good_png[:33], SKIPPED, "not-an-image")
     garbage_idat = raw_png(8, 8, 8, 2, None).replace(zlib.compress(b"\0" * 64), b"x" * 20)
-    put("bad/bad-zlib.png", _fix_png_crcs(garbage_idat), SKIPPED, "corrupt")
-    put("bad/random.jpg", np.random.default_rng(7).bytes(4096), SKIPPED, "not-an-image")
-    put("bad/page.jpg", HTML, SKIPPED, "not-an-image")
-    put("bad/archive.png", zip_bytes(), SKIPPED, "not-an-image")
-    put("bad/document.jpg", PDF, SKIPPED, "not-an-image")
-    put("bad/vector.png", SVG, SKIPPED, "not-an-image")
-    put("bad/postscript.jpg", EPS, SKIPPED, "not-an-image", note="must never start Ghostscript")
-    put("bad/postscript.tif", b"\xc5\xd0\xd3\xc6" + struct.pack("<IIIIII", 30, len(EPS), 0, 0, 0, 0) + b"\xff\xff" + EPS,
+    w.put("bad/bad-zlib.png", _fix_png_crcs(garbage_idat), SKIPPED, "corrupt")
+    w.put("bad/random.jpg", np.random.default_rng(7).bytes(4096), SKIPPED, "not-an-image")
+    w.put("bad/page.jpg", HTML, SKIPPED, "not-an-image")
+    w.put("bad/archive.png", zip_bytes(), SKIPPED, "not-an-image")
+    w.put("bad/document.jpg", PDF, SKIPPED, "not-an-image")
+    w.put("bad/vector.png", SVG, SKIPPED, "not-an-image")
+    w.put("bad/postscript.jpg", EPS, SKIPPED, "not-an-image", note="must never start Ghostscript")
+    w.put("bad/postscript.tif", b"\xc5\xd0\xd3\xc6" + struct.pack("<IIIIII", 30, len(EPS), 0, 0, 0, 0) + b"\xff\xff" + EPS,
         SKIPPED, "not-an-image", note="DOS EPS binary header")
-    put("bad/zero-width.png", raw_png(0, 10, 8, 2, b""), SKIPPED, "not-an-image")
+    w.put("bad/zero-width.png", raw_png(0, 10, 8, 2, b""), SKIPPED, "not-an-image")
 
-    # Decompression bombs and headers that lie about their size.
-    put("bomb/bomb-50000.png", raw_png(50000, 50000, 1, 0, None), SKIPPED, "too-many-pixels")
-    put("bomb/just-over-cap.png", raw_png(9000, 9000, 8, 0, None), SKIPPED, "too-many-pixels")
-    put("bomb/huge.jpg", jpeg_with_size(65000, 65000), SKIPPED, "too-many-pixels")
-    put("bomb/huge.gif", gif_with_size(65535, 65535), SKIPPED, "too-many-pixels")
-    put("bomb/huge.bmp", bmp_with_size(100000, 100000), SKIPPED, "too-many-pixels")
 
-    # Unusual but valid pictures: all indexed.
-    put("odd/strip-1x20000.png", encoded(picture(2, 1, 20000), "PNG"), INDEXED)
-    put("odd/strip-20000x1.png", encoded(picture(3, 20000, 1), "PNG"), INDEXED)
-    put("odd/cmyk.jpg", encoded(good.convert("CMYK"), "JPEG", quality=92), INDEXED)
-    put("odd/one-bit.png", encoded(good.convert("1"), "PNG"), INDEXED, like=good.convert("1").convert("RGB"))
-    grey = good.convert("L")
+def _bombs(w: _Corpus) -> None:
+    """Decompression bombs and headers that lie about their size."""
+    w.put("bomb/bomb-50000.png", raw_png(50000, 50000, 1, 0, None), SKIPPED, "too-many-pixels")
+    w.put("bomb/just-over-cap.png", raw_png(9000, 9000, 8, 0, None), SKIPPED, "too-many-pixels")
+    w.put("bomb/huge.jpg", jpeg_with_size(65000, 65000), SKIPPED, "too-many-pixels")
+    w.put("bomb/huge.gif", gif_with_size(65535, 65535), SKIPPED, "too-many-pixels")
+    w.put("bomb/huge.bmp", bmp_with_size(100000, 100000), SKIPPED, "too-many-pixels")
+
+
+def _odd_pictures(w: _Corpus) -> None:
+    """Unusual but valid pictures: all indexed."""
+    w.put("odd/strip-1x20000.png", encoded(picture(2, 1, 20000), "PNG"), INDEXED)
+    w.put("odd/strip-20000x1.png", encoded(picture(3, 20000, 1), "PNG"), INDEXED)
+    w.put("odd/cmyk.jpg", encoded(w.good.convert("CMYK"), "JPEG", quality=92), INDEXED)
+    w.put("odd/one-bit.png", encoded(w.good.convert("1"), "PNG"), INDEXED, like=w.good.convert("1").convert("RGB"))
+    grey = w.good.convert("L")
     grey16 = Image.fromarray(np.asarray(grey).astype(np.uint16) * 257).convert("I;16")
-    put("odd/grey16.png", encoded(grey16, "PNG"), INDEXED, like=grey.convert("RGB"))
-    put("odd/rgb16.png", png16_rgb(good), INDEXED, like=good)
-    put("odd/rgba16.png", png16_rgb(good, alpha=True), INDEXED, like=good)
-    pal = good.quantize(16)
-    put("odd/palette-transparent.png", encoded(pal, "PNG", transparency=0), INDEXED)
-    put("odd/palette-transparent.gif", encoded(pal, "GIF", transparency=0), INDEXED)
-    put("odd/rgba.png", encoded(good.convert("RGBA"), "PNG"), INDEXED, like=good)
-    put("odd/cap-sized.bmp", encoded(picture(4, 200, 100), "BMP"), INDEXED, like=picture(4, 200, 100))
+    w.put("odd/grey16.png", encoded(grey16, "PNG"), INDEXED, like=grey.convert("RGB"))
+    w.put("odd/rgb16.png", png16_rgb(w.good), INDEXED, like=w.good)
+    w.put("odd/rgba16.png", png16_rgb(w.good, alpha=True), INDEXED, like=w.good)
+    pal = w.good.quantize(16)
+    w.put("odd/palette-transparent.png", encoded(pal, "PNG", transparency=0), INDEXED)
+    w.put("odd/palette-transparent.gif", encoded(pal, "GIF", transparency=0), INDEXED)
+    w.put("odd/rgba.png", encoded(w.good.convert("RGBA"), "PNG"), INDEXED, like=w.good)
+    w.put("odd/cap-sized.bmp", encoded(picture(4, 200, 100), "BMP"), INDEXED, like=picture(4, 200, 100))
 
     frames = [Image.new("RGB", (24, 24), c) for c in ((255, 0, 0), (0, 0, 255), (0, 255, 0))]
     gif = io.BytesIO()
     frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
-    put("odd/animated.gif", gif.getvalue(), INDEXED, like=frames[0], note="first frame")
+    w.put("odd/animated.gif", gif.getvalue(), INDEXED, like=frames[0], note="first frame")
     webp = io.BytesIO()
     frames[0].save(webp, format="WEBP", save_all=True, append_images=frames[1:], duration=50, lossless=True)
-    put("odd/animated.webp", webp.getvalue(), INDEXED, like=frames[0], note="first frame")
+    w.put("odd/animated.webp", webp.getvalue(), INDEXED, like=frames[0], note="first frame")
     tiff = io.BytesIO()
     frames[1].save(tiff, format="TIFF", save_all=True, append_images=[frames[0], frames[2]])
-    put("odd/multipage.tif", tiff.getvalue(), INDEXED, like=frames[1], note="first page")
+    w.put("odd/multipage.tif", tiff.getvalue(), INDEXED, like=frames[1], note="first page")
     many = io.BytesIO()
     tiny = [Image.new("P", (2, 2), i % 2) for i in range(3000)]
     tiny[0].save(many, format="GIF", save_all=True, append_images=tiny[1:], duration=10)
-    put("odd/3000-frames.gif", many.getvalue(), INDEXED)
+    w.put("odd/3000-frames.gif", many.getvalue(), INDEXED)
 
-    # EXIF orientation: every stored variant must come out like the upright picture.
+
+def _exif(w: _Corpus) -> None:
+    """EXIF orientation: every stored variant must come out like the upright picture."""
     upright = picture(200, 48, 32)
     for o in range(1, 9):
         store = ORIENTATION_STORE[o]
         stored = upright.transpose(store) if store is not None else upright
-        put(f"exif/orient-{o}.png", encoded(stored, "PNG", exif=exif_bytes(o)), INDEXED, like=upright)
-        put(f"exif/orient-{o}.jpg", encoded(stored, "JPEG", quality=95, exif=exif_bytes(o)), INDEXED,
+        w.put(f"exif/orient-{o}.png", encoded(stored, "PNG", exif=exif_bytes(o)), INDEXED, like=upright)
+        w.put(f"exif/orient-{o}.jpg", encoded(stored, "JPEG", quality=95, exif=exif_bytes(o)), INDEXED,
             like=upright, exact=False)
-    bad_exif = bytearray(encoded(good, "JPEG", quality=92, exif=b"Exif\0\0II*\0" + b"\xff" * 40))
-    put("exif/malformed-exif.jpg", bytes(bad_exif), INDEXED, like=good, exact=False)
-    put("exif/orientation-9.jpg", encoded(good, "JPEG", quality=92, exif=exif_bytes(9)), INDEXED,
-        like=good, exact=False)
-    put("exif/orientation-0.png", encoded(good, "PNG", exif=exif_bytes(0)), INDEXED, like=good)
+    bad_exif = bytearray(encoded(w.good, "JPEG", quality=92, exif=b"Exif\0\0II*\0" + b"\xff" * 40))
+    w.put("exif/malformed-exif.jpg", bytes(bad_exif), INDEXED, like=w.good, exact=False)
+    w.put("exif/orientation-9.jpg", encoded(w.good, "JPEG", quality=92, exif=exif_bytes(9)), INDEXED,
+        like=w.good, exact=False)
+    w.put("exif/orientation-0.png", encoded(w.good, "PNG", exif=exif_bytes(0)), INDEXED, like=w.good)
     icc = np.random.default_rng(9).bytes(600_000)
-    put("exif/huge-icc.jpg", encoded(good, "JPEG", quality=92, icc_profile=icc), INDEXED, like=good, exact=False)
-    put("exif/huge-icc.png", encoded(good, "PNG", icc_profile=b"\0" * 4_000_000), INDEXED, like=good)
+    w.put("exif/huge-icc.jpg", encoded(w.good, "JPEG", quality=92, icc_profile=icc), INDEXED, like=w.good, exact=False)
+    w.put("exif/huge-icc.png", encoded(w.good, "PNG", icc_profile=b"\0" * 4_000_000), INDEXED, like=w.good)
 
-    # Misnamed and padded files.
-    put("named/png-named.jpg", good_png, INDEXED, like=good)
-    put("named/trailing-garbage.jpg", good_jpeg + b"\0GARBAGE" * 500, INDEXED)
-    put("named/UPPER.PNG", encoded(picture(5), "PNG"), INDEXED)
-    put("named/jpeg-named.gif", encoded(picture(6), "JPEG"), INDEXED)
 
-    # Odd names, each a different picture.
+def _misnamed(w: _Corpus) -> None:
+    """Misnamed and padded files."""
+    w.put("named/png-named.jpg", w.good_png, INDEXED, like=w.good)
+    w.put("named/trailing-garbage.jpg", w.good_jpeg + b"\0GARBAGE" * 500, INDEXED)
+    w.put("named/UPPER.PNG", encoded(picture(5), "PNG"), INDEXED)
+    w.put("named/jpeg-named.gif", encoded(picture(6), "JPEG"), INDEXED)
+
+
+def _odd_names(w: _Corpus) -> None:
+    """Odd names, each a different picture."""
     names = [
         unicodedata.normalize("NFC", "café.png"),
         unicodedata.normalize("NFD", "café.png"),
@@ -270,39 +292,44 @@ def build(root: Path) -> list[Case]:
     for i, name in enumerate(names):
         raw = os.fsencode(name)
         assert len(raw) <= 255, name
-        put(b"names/" + raw, encoded(picture(300 + i), "PNG"), INDEXED, like=picture(300 + i))
+        w.put(b"names/" + raw, encoded(picture(300 + i), "PNG"), INDEXED, like=picture(300 + i))
 
-    # Duplicates by content are each indexed (and share a vector); links to one file count once.
+
+def _duplicates(w: _Corpus) -> None:
+    """Duplicates by content are each indexed (and share a vector); links to one file count once."""
     dup = encoded(picture(400), "PNG")
-    put("dups/dup-a.png", dup, INDEXED)
-    put("dups/dup-b.png", dup, INDEXED)
-    put("dups/hl-1.png", encoded(picture(401), "PNG"), INDEXED)
-    os.link(root / "dups/hl-1.png", root / "dups/hl-2.png")
-    cases.append(Case(b"dups/hl-2.png", SKIPPED, "same-file-seen", note="hard link"))
-    os.symlink("hl-1.png", root / "dups/link-to-hl-1.png")
-    cases.append(Case(b"dups/link-to-hl-1.png", SKIPPED, "same-file-seen", note="symlink in tree"))
+    w.put("dups/dup-a.png", dup, INDEXED)
+    w.put("dups/dup-b.png", dup, INDEXED)
+    w.put("dups/hl-1.png", encoded(picture(401), "PNG"), INDEXED)
+    os.link(w.root / "dups/hl-1.png", w.root / "dups/hl-2.png")
+    w.cases.append(Case(b"dups/hl-2.png", SKIPPED, "same-file-seen", note="hard link"))
+    os.symlink("hl-1.png", w.root / "dups/link-to-hl-1.png")
+    w.cases.append(Case(b"dups/link-to-hl-1.png", SKIPPED, "same-file-seen", note="symlink in tree"))
 
-    # A folder named like a picture is still a folder.
-    put("album.jpg/inside.png", encoded(picture(402), "PNG"), INDEXED)
 
-    # Links and special files: never hang, never follow out of the tree.
-    special = root / "special"
+def _folder_named_like_a_picture(w: _Corpus) -> None:
+    """A folder named like a picture is still a folder."""
+    w.put("album.jpg/inside.png", encoded(picture(402), "PNG"), INDEXED)
+
+
+def _special_files(w: _Corpus) -> None:
+    """Links and special files: never hang, never follow out of the tree."""
+    special = w.root / "special"
     special.mkdir()
     os.symlink("no-such-file.jpg", special / "broken.jpg")
-    cases.append(Case(b"special/broken.jpg", SKIPPED, "broken-symlink"))
+    w.cases.append(Case(b"special/broken.jpg", SKIPPED, "broken-symlink"))
     os.symlink("loop-b.jpg", special / "loop-a.jpg")
     os.symlink("loop-a.jpg", special / "loop-b.jpg")
-    cases.append(Case(b"special/loop-a.jpg", SKIPPED, "symlink-loop"))
-    cases.append(Case(b"special/loop-b.jpg", SKIPPED, "symlink-loop"))
+    w.cases.append(Case(b"special/loop-a.jpg", SKIPPED, "symlink-loop"))
+    w.cases.append(Case(b"special/loop-b.jpg", SKIPPED, "symlink-loop"))
     os.symlink("self.jpg", special / "self.jpg")
-    cases.append(Case(b"special/self.jpg", SKIPPED, "symlink-loop"))
+    w.cases.append(Case(b"special/self.jpg", SKIPPED, "symlink-loop"))
     os.symlink("..", special / "up")
-    cases.append(Case(b"special/up", SKIPPED, "symlink-loop", note="folder loop"))
+    w.cases.append(Case(b"special/up", SKIPPED, "symlink-loop", note="folder loop"))
     os.mkfifo(special / "pipe.jpg")
-    cases.append(Case(b"special/pipe.jpg", SKIPPED, "not-a-file", note="a reader would block forever"))
+    w.cases.append(Case(b"special/pipe.jpg", SKIPPED, "not-a-file", note="a reader would block forever"))
     os.symlink("/dev/zero", special / "zero.jpg")
-    cases.append(Case(b"special/zero.jpg", SKIPPED, "symlink-outside-tree", note="endless bytes"))
-    return cases
+    w.cases.append(Case(b"special/zero.jpg", SKIPPED, "symlink-outside-tree", note="endless bytes"))
 
 
 def build_unreadable(root: Path) -> list[Case]:

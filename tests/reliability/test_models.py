@@ -45,17 +45,7 @@ def make_model(path, *, input_type=TensorProto.UINT8, nchw=False, output_type=Te
     if not rank4_out:
         nodes.append(helper.make_node("Flatten", ["pooled"], ["flat"], axis=1))
         last = "flat"
-    if tail == "normal":
-        nodes.append(helper.make_node("LpNormalization", [last], ["t"], axis=1, p=2))
-    elif tail == "zero":
-        nodes.append(helper.make_node("Mul", [last, "zero"], ["t"]))
-    elif tail == "nan":
-        nodes.append(helper.make_node("Sub", [last, last], ["z"]))
-        nodes.append(helper.make_node("Div", ["z", "zero"], ["t"]))
-    elif tail == "inf":
-        nodes.append(helper.make_node("Abs", [last], ["a"]))
-        nodes.append(helper.make_node("Add", ["a", "one"], ["a1"]))
-        nodes.append(helper.make_node("Div", ["a1", "zero"], ["t"]))
+    nodes += _tail(last, tail)
     last = "t"
     if custom_domain:
         nodes.append(helper.make_node("MysteryScale", [last], ["u"], domain=custom_domain))
@@ -80,18 +70,35 @@ def make_model(path, *, input_type=TensorProto.UINT8, nchw=False, output_type=Te
             entry = model.metadata_props.add()
             entry.key, entry.value = key, value
     if external is not None:
-        init = model.graph.initializer[0]
-        raw = numpy_helper.to_array(init).tobytes()
-        target = os.path.normpath(os.path.join(os.path.dirname(path), external))
-        with open(target, "wb") as fh:
-            fh.write(raw)
-        init.ClearField("raw_data")
-        init.data_location = TensorProto.EXTERNAL
-        for key, value in (("location", external), ("offset", "0"), ("length", str(len(raw)))):
-            entry = init.external_data.add()
-            entry.key, entry.value = key, value
+        _move_first_initializer_out(model, path, external)
     onnx.save(model, str(path))
     return path
+
+
+def _tail(last: str, tail: str) -> list:
+    """The nodes that make the output ``t``: normalised, or zero, NaN or infinite on purpose."""
+    if tail == "zero":
+        return [helper.make_node("Mul", [last, "zero"], ["t"])]
+    if tail == "nan":
+        return [helper.make_node("Sub", [last, last], ["z"]), helper.make_node("Div", ["z", "zero"], ["t"])]
+    if tail == "inf":
+        return [helper.make_node("Abs", [last], ["a"]), helper.make_node("Add", ["a", "one"], ["a1"]),
+                helper.make_node("Div", ["a1", "zero"], ["t"])]
+    return [helper.make_node("LpNormalization", [last], ["t"], axis=1, p=2)]
+
+
+def _move_first_initializer_out(model, path, external: str) -> None:
+    """Store the first initializer in the external data file ``external`` (relative to ``path``)."""
+    init = model.graph.initializer[0]
+    raw = numpy_helper.to_array(init).tobytes()
+    target = os.path.normpath(os.path.join(os.path.dirname(path), external))
+    with open(target, "wb") as fh:
+        fh.write(raw)
+    init.ClearField("raw_data")
+    init.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", external), ("offset", "0"), ("length", str(len(raw)))):
+        entry = init.external_data.add()
+        entry.key, entry.value = key, value
 
 
 def test_the_builder_makes_a_good_model_when_nothing_is_wrong(tmp_path):

@@ -218,7 +218,7 @@ def run_recipe(name: str, data: str, work: str, queries: int, seed: int, threads
     run_dir = os.path.join(work, f"run-{run_name(name)}")
     model = os.path.join(work, f"{name}.onnx")
     exported = export_encoder(run_dir, model, **RECIPES[name]["export"])
-    report, _, _ = evaluate(data, model=model, index_dir=os.path.join(work, f"lib-{name}"), queries=queries,
+    report, _, _ = evaluate(data, model=model, keep_library=os.path.join(work, f"lib-{name}"), queries=queries,
                             seed=seed)
     row = dict(report.overall)
     row["train_seconds"] = trained

@@ -65,14 +65,14 @@ def main() -> None:
         for p in files:
             shutil.copyfile(p, folder / os.path.basename(p))
         lib_dir = Path(tmp) / "lib"
-        with Library(lib_dir, model=enc.path, writable=True) as lib:
+        with Library.open_writable(lib_dir, model=enc.path) as lib:
             t = time.perf_counter()
             report = lib.index(folder)
             cold = time.perf_counter() - t
             t = time.perf_counter()
             lib.index(folder)
             warm = time.perf_counter() - t
-        with Library(lib_dir) as lib:
+        with Library.open(lib_dir) as lib:
             lib.query([str(folder / os.path.basename(files[0]))], 10)
             stored, fresh = [], []
             for p in files[:200]:
@@ -86,7 +86,7 @@ def main() -> None:
         cli = []
         for q in queries[:5]:
             t = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "imgret", "query", q, "-N", "10", "--index", str(lib_dir)],
+            subprocess.run([sys.executable, "-m", "imgret", "query", q, "-N", "10", "--library", str(lib_dir)],
                            check=True, capture_output=True)
             cli.append(time.perf_counter() - t)
 

@@ -16,9 +16,10 @@ from imgret.version import __version__
 _LAZY = {
     "Encoder": "imgret.runtime.encoder",
     "Library": "imgret.runtime.library",
-    "Hit": "imgret.runtime.library",
-    "QueryResult": "imgret.runtime.library",
-    "IndexReport": "imgret.runtime.library",
+    "library_info": "imgret.runtime.library",
+    "Hit": "imgret.runtime.results",
+    "QueryResult": "imgret.runtime.results",
+    "IndexReport": "imgret.runtime.results",
     "ModelInfo": "imgret.runtime.modelinfo",
     "preprocess": "imgret.runtime.imageio",
 }
@@ -40,6 +41,7 @@ __all__ = [
     "Library",
     "ModelInfo",
     "QueryResult",
+    "library_info",
     "preprocess",
     "ImageError",
     "ImgretError",

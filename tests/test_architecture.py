@@ -126,3 +126,22 @@ def test_index_and_query_path_never_imports_torch_or_onnx(tmp_path, fake_model):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
     assert "LOADED []" in out.stdout
+
+
+def _calls(tree: ast.AST, name: str):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and ast.unparse(node.func).endswith(name):
+            yield node
+
+
+def test_no_pickle_anywhere_in_imgret():
+    for module, path in module_files().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = imports_of(module, path, {"pickle", "dill", "joblib", "cloudpickle"} | set(module_files()))
+        assert not {"pickle", "dill", "joblib", "cloudpickle"} & imported, module
+        for call in _calls(tree, "torch.load"):
+            kw = {k.arg: ast.unparse(k.value) for k in call.keywords}
+            assert kw.get("weights_only") == "True", f"{module}: torch.load without weights_only=True"
+        for call in (*_calls(tree, "np.load"), *_calls(tree, "numpy.load")):
+            kw = {k.arg: ast.unparse(k.value) for k in call.keywords}
+            assert kw.get("allow_pickle", "False") == "False", f"{module}: np.load with allow_pickle"

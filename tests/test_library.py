@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,3 +155,15 @@ def test_index_file_is_updated_in_place_and_matches_a_full_rebuild(tmp_path, fak
         full = [[h.path for h in r.hits] for r in lib.query(queries, 10, include_self=True)]
     assert incremental == full
     assert all(os.path.basename(r[0]) == os.path.basename(q) for r, q in zip(incremental, queries))
+
+
+def test_the_readme_python_api_example_runs(tmp_path, monkeypatch):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"## Python API.*?```python\n(.*?)```", readme, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    write_scenes(tmp_path / "photos", 4)
+    for name, seed in (("a.jpg", 7), ("b.png", 8), ("new.jpg", 9), ("holiday.jpg", 2), ("photos/old.jpg", 10)):
+        scene(seed).save(tmp_path / name)
+    exec(compile(code, "README.md", "exec"), {})
+    with Library.open(tmp_path / "my-library") as lib:
+        assert len(lib) == 5 and lib.query([str(tmp_path / "holiday.jpg")], 1)[0].hits[0].path.endswith("scene002.png")

@@ -1,6 +1,6 @@
 """A montage: each query picture beside its results, captioned with rank and distance.
 
-This is the picture the original project showed after a search, as one image file.
+This is the picture the original project showed after a search, as one image file (written atomically).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from PIL import Image, ImageDraw, ImageFont
 
 from imgret.errors import ImageError
-from imgret.runtime import imageio
+from imgret.runtime import atomic, imageio
 
 CAPTION_HEIGHT = 22
 PAD = 6
@@ -69,5 +69,6 @@ def make_montage(results: Sequence, out_path: str | os.PathLike, *, thumb: int =
     out = os.fspath(out_path)
     ext = os.path.splitext(out)[1].lower()
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(ext, "PNG")
-    sheet.save(out, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    options = {"quality": 90} if fmt == "JPEG" else {}
+    atomic.write_with(out, lambda fh: sheet.save(fh, format=fmt, **options))
     return out

@@ -115,9 +115,12 @@ class Library:
         """Whether this process holds the writer lock."""
         return self._lock is not None
 
-    def _indexer(self) -> Indexer:
+    def _require_writable(self) -> None:
         if not self.writable:
-            raise LibraryError("library was opened read-only")
+            raise LibraryError("library was opened read-only; use Library.open_writable")
+
+    def _indexer(self) -> Indexer:
+        self._require_writable()
         return Indexer(self.catalogue, self.encoder, self.vector_file, exclude=(str(self.folder),))
 
     def index(self, root: PathLike, **kwargs) -> IndexReport:
@@ -134,7 +137,7 @@ class Library:
 
     def refresh_index(self) -> str:
         """Make ``vectors.usearch`` match the catalogue; see :meth:`VectorFile.refresh`."""
-        self._indexer()
+        self._require_writable()
         return self.vector_file.refresh()
 
     def __len__(self) -> int:

@@ -16,7 +16,6 @@ import pytest
 from fakes import scene, write_scenes
 from harness import child_env, ok_vectors, run_imgret, snapshot
 
-from imgret.runtime import vectors
 from imgret.runtime.library import Library
 
 
@@ -67,9 +66,9 @@ def test_disk_full_while_saving_the_index_file(imgret, tmp_path, fake_model, mon
     def no_space(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(vectors.os, "fsync", no_space)
+    monkeypatch.setattr(os, "fsync", no_space)  # what the atomic writer calls
     r = imgret("index", photos, "--library", lib)
-    monkeypatch.setattr(vectors.os, "fsync", real_fsync)
+    monkeypatch.setattr(os, "fsync", real_fsync)
     assert r.code == 1
     assert r.stderr.count("\n") == 1 and "no space left" in r.stderr and "free some space" in r.stderr
     assert not [n for n in os.listdir(lib) if n.endswith(".tmp")]

@@ -143,7 +143,10 @@ def _settings(config: TrainConfig, run_dir: str, resume: bool) -> tuple[TrainCon
 
 def _restore(run: Run, state: dict) -> None:
     """Continue from a checkpoint: weights always; optimiser, schedule and RNG states when epochs
-    remain (a finished run copied without them can still have its heads fitted)."""
+    remain (a finished run copied without them can still have its heads fitted). A run stopped in
+    its first epoch has nothing worth keeping: it starts again, as an uninterrupted run would."""
+    if int(state["epoch"]) == 0:
+        return
     opt = run.opt
     opt.model.load_state_dict(state["model"])
     epoch, run.best_val = int(state["epoch"]), float(state["best_val_loss"])

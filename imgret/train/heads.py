@@ -66,7 +66,8 @@ def fit_heads(run_dir: str, config: TrainConfig, *, pictures: RunPictures | None
                 changed = True
         if changed:  # the checkpoint keeps its own settings but the heads'
             stored = replace(checkpoint_config(state), **_head_settings(config))
-            state["model"], state["config"] = model.state_dict(), stored.to_json()
+            state["model"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            state["config"] = stored.to_json()
             save_checkpoint(path, state)
 
 

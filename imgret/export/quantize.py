@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
-from imgret.export.parity import run_onnx
+from imgret.export.parity import cosine_rows, run_onnx
+from imgret.runtime.modelinfo import INPUT_NAME
 
 
 @dataclass(frozen=True)
@@ -27,16 +29,15 @@ class Int8Report:
     min_cosine: float
 
 
-def quantize_static_qdq(fp32_path: str, int8_path: str, images: np.ndarray) -> None:
-    """Write ``int8_path``: per-channel QInt8 weights, QUInt8 activations, calibrated on ``images``."""
+def quantize_static_qdq(fp32: bytes, images: np.ndarray) -> bytes:
+    """The int8 model of ``fp32`` (model bytes): per-channel QInt8 weights, QUInt8 activations,
+    calibrated on ``images``."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
         QuantType,
         quantize_static,
     )
-
-    from imgret.runtime.modelinfo import INPUT_NAME
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -49,11 +50,18 @@ def quantize_static_qdq(fp32_path: str, int8_path: str, images: np.ndarray) -> N
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
-    try:
-        quantize_static(fp32_path, int8_path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    finally:
-        root.setLevel(level)
+    # The quantiser reads and writes files; a scratch folder holds them, the export writes the result.
+    with tempfile.TemporaryDirectory(prefix="imgret-int8-") as scratch:
+        src, dst = os.path.join(scratch, "fp32.onnx"), os.path.join(scratch, "int8.onnx")
+        with open(src, "wb") as fh:
+            fh.write(fp32)
+        try:
+            quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
+        with open(dst, "rb") as fh:
+            return fh.read()
 
 
 def topk_sets(emb: np.ndarray, k: int) -> list[set[int]]:
@@ -65,11 +73,10 @@ def topk_sets(emb: np.ndarray, k: int) -> list[set[int]]:
     return [set(row.tolist()) for row in order]
 
 
-def compare_int8(fp32_path: str, int8_path: str, images: np.ndarray, k: int = 10) -> Int8Report:
-    """Mean overlap of top-``k`` neighbour sets (1.0 = identical) and max abs embedding difference."""
-    from imgret.export.parity import cosine_rows
-
-    a, b = run_onnx(fp32_path, images), run_onnx(int8_path, images)
+def compare_int8(fp32: bytes, int8: bytes, images: np.ndarray, int8_path: str, k: int = 10) -> Int8Report:
+    """Mean overlap of top-``k`` neighbour sets (1.0 = identical) and max abs embedding difference of
+    the two models (bytes); ``int8_path`` is where the int8 model is to be written."""
+    a, b = run_onnx(fp32, images), run_onnx(int8, images)
     k = max(1, min(k, len(images) - 1))
     overlap = float(np.mean([len(x & y) / k for x, y in zip(topk_sets(a, k), topk_sets(b, k))]))
     return Int8Report(os.fspath(int8_path), len(images), k, overlap, float(np.abs(a - b).max()),

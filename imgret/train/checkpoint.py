@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from imgret.errors import TrainingError
+from imgret.runtime.atomic import write_with
 from imgret.train.config import TrainConfig
 from imgret.train.models import EmbeddingModel, build_autoencoder
 
@@ -24,28 +25,9 @@ FORMAT_VERSION = 1
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """Write ``state`` to ``path`` via a temporary file, fsync and ``os.replace`` (never half-written)."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    try:
-        dir_fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(dir_fd)
+    """Write ``state`` to ``path`` atomically (:mod:`imgret.runtime.atomic`: never half-written)."""
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
+    write_with(path, lambda fh: torch.save(payload, fh))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -98,7 +80,8 @@ def load_encoder(source: str | os.PathLike, *, flip_tta: bool = False) -> Embedd
     return embedding_model(build_from_checkpoint(state), checkpoint_config(state), flip_tta=flip_tta)
 
 
-def embedding_model(model: torch.nn.Module, config: TrainConfig, *, flip_tta: bool = False,
+def embedding_model(  # noqa: PLR0913 - the weights mirror imgret export's --graph-weight, --map-weight, --map-whiten
+    model: torch.nn.Module, config: TrainConfig, *, flip_tta: bool = False,
                     graph_weight: float | None = None, map_weight: float | None = None,
                     map_whiten: float | None = None) -> EmbeddingModel:
     """The eval-mode :class:`EmbeddingModel` of an autoencoder, with its map and graph heads when it

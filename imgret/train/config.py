@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from imgret.errors import TrainingError
+from imgret.runtime.atomic import write_text
 
 ARCHS = ("conv", "seed")
 SCHEDULES = ("onecycle", "cosine")
@@ -18,84 +19,125 @@ DEFAULT_LATENT = {"conv": 128, "seed": 16}
 DEFAULT_IMAGE_SIZE = 128
 # The conv encoder halves the picture four times, the seed encoder twice.
 SIZE_MULTIPLE = {"conv": 16, "seed": 4}
+DECODER_SIZES = ("full", "light", "half")
+INVARIANCE_LOSSES = ("cosine", "contrastive")
+# The settings of each head fitted after the epochs; ``add_heads`` (and ``imgret train --resume`` with
+# any of them on the command line) changes only these.
+HEAD_SETTINGS = {"map": ("map_dim", "map_weight", "map_whiten"),
+                 "graph": ("graph_dim", "graph_neighbours", "graph_epochs", "graph_weight")}
+OPTION = "imgret.option"  # the metadata key of fields that are ``imgret train`` options
+
+
+def option(default, help: str | None = None, *, choices: tuple | None = None, show_default: bool = True,
+           bounds: tuple | None = None):
+    """A :class:`TrainConfig` field that ``imgret train`` offers as ``--name``, with the option's
+    ``help``, its ``choices``, inclusive ``bounds`` and whether the help shows the default. Fields
+    made without it (``data``, ``out``, ``amp``, ``recon_count``) are not generated options."""
+    return field(default=default, metadata={OPTION: {"help": help, "choices": choices,
+                                                     "show_default": show_default, "bounds": bounds}})
+
+
+def cli_options() -> list[tuple[str, type, object, dict]]:
+    """``(name, type, default, settings)`` of each field ``imgret train`` offers, in field order; the
+    CLI builds its options from these, so each default and help text is written once, here."""
+    hints = {"int": int, "float": float, "str": str, "bool": bool}
+    return [(f.name, hints[f.type], f.default, f.metadata[OPTION]) for f in fields(TrainConfig)
+            if OPTION in f.metadata]
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run needs; paths are as the user gave them."""
+    """Everything a training run needs; paths are as the user gave them.
+
+    Fields are in the order ``imgret train --help`` lists them; each carries its option's help."""
 
     data: str
     out: str
-    arch: str = "conv"
-    latent_dim: int = 0  # 0: the architecture's default (conv 128, seed 16)
-    image_size: int = DEFAULT_IMAGE_SIZE
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    schedule: str = "onecycle"
-    val_split: float = 0.25
-    seed: int = 0
-    workers: int = 0
-    device: str = "auto"
-    amp: bool = True  # only ever used on CUDA
-    max_images: int = 0  # 0: no cap
-    denoise: bool = False
-    noise_std: float = 0.1
-    augment: bool = False
-    invariance: float = 0.0
-    invariance_loss: str = "cosine"  # "cosine": 1 - cos of the two views; "contrastive": InfoNCE in the batch
-    temperature: float = 0.2
-    colour_jitter: float = 0.0  # views: brightness/contrast/saturation 1 ± this, hue turned by a fifth of it
-    rotate: float = 0.0  # views: rotation up to this many degrees either way
-    min_scale: float = 0.75  # views: smallest zoom (share of the side kept)
-    projector: bool = False  # agreement term on a training-only head above the embedding
-    decoder: str = "full"  # "full", "light" (conv: about 4x cheaper to train) or "half" (half of light; seed: half the port's)
-    recon_views: int = 2  # with two views: reconstruct both (2) or only the first (1, half the decoder's cost)
-    width: int = 32  # encoder channels of the first stage (each later stage doubles them)
-    map_dim: int = 0  # > 0: after the epochs, fit a PCA of the encoder's last feature map to this size (imgret.train.maphead)
-    map_weight: float = 1.0  # its share beside the code in the exported embedding
-    map_whiten: float = 0.35  # its axes scaled by variance ** -this at export (0: plain PCA, 0.5: full whitening)
-    graph_dim: int = 0  # > 0: after the epochs, fit a neighbour-graph head of this size (imgret.train.graph)
-    graph_neighbours: int = 15
-    graph_epochs: int = 10
-    graph_weight: float = 1.0  # the head's share beside the code in the exported embedding
-    recon_count: int = 8
+    arch: str = option("conv", "conv: 4 conv stages + global average pooling; seed: the original Keras model.",
+                       choices=ARCHS)
+    latent_dim: int = option(0, "Embedding size.  [default: 128 for conv, 16 for seed]", show_default=False)
+    image_size: int = option(DEFAULT_IMAGE_SIZE, "Square input size in pixels (multiple of 16 for conv, of 4 for "
+                             "seed).")
+    epochs: int = option(10)
+    batch_size: int = option(64)
+    lr: float = option(1e-3, "Peak learning rate (Adam).")
+    schedule: str = option("onecycle", choices=SCHEDULES)
+    val_split: float = option(0.25, "Share held out for validation when DATA has no train/ and val/ folders.")
+    seed: int = option(0)
+    workers: int = option(0, "DataLoader worker processes (and decoding threads for the cache).")
+    device: str = option("auto", "auto (CUDA, else MPS, else CPU), cpu, cuda, mps.")
+    max_images: int = option(0, "Use at most this many pictures (quick runs); 0 = all.", show_default=False)
+    denoise: bool = option(False, "Add gaussian noise to inputs; the target stays clean.")
+    noise_std: float = option(0.1, "Noise level for --denoise.")
+    augment: bool = option(False, "Random shift/zoom, mirror and erasing on inputs.")
+    invariance: float = option(0.0, "Weight of a term pulling the codes of two random views of a picture together.")
+    invariance_loss: str = option("cosine", "cosine: pull the two views' codes together; contrastive: also push "
+                                  "other pictures' codes away.", choices=INVARIANCE_LOSSES)
+    temperature: float = option(0.2, "Temperature of the contrastive term.")
+    colour_jitter: float = option(0.0, "Views get brightness/contrast/saturation scaled by 1 ± this (and a small "
+                                  "hue turn).")
+    rotate: float = option(0.0, "Views are rotated up to this many degrees.")
+    min_scale: float = option(0.75, "Views zoom in to at most this share of the side.")
+    decoder: str = option("full", "Decoder size (it is not exported). conv: light trains about 4x faster on a CPU, "
+                          "half is half of light; seed: full and light are the original's, half has half its "
+                          "channels.", choices=DECODER_SIZES)
+    recon_views: int = option(2, "With two views (--invariance): reconstruct both, or only the first (half the "
+                              "decoder's cost).", bounds=(1, 2))
+    width: int = option(32, "Encoder channels of the first stage; each later stage doubles them (seed: 32 is the "
+                        "original).")
+    map_dim: int = option(0, "After the epochs, fit a PCA of the encoder's last feature map to this size and export "
+                          "it beside the code (keeps detail that tells look-alikes apart); 0 = none.")
+    map_weight: float = option(1.0, "Weight of the map head's output beside the code in the exported embedding.")
+    map_whiten: float = option(0.35, "Scale the map head's axes by their variance to this power, negated (0: plain "
+                               "PCA; 0.5: every axis the same variance).", bounds=(0, 1))
+    graph_dim: int = option(0, "After the epochs, fit a neighbour-graph head of this size whose output is exported "
+                            "beside the code (groups similar pictures more tightly); 0 = none.")
+    graph_neighbours: int = option(15, "Neighbours per picture in that graph.")
+    graph_epochs: int = option(10, "Passes over the graph's edges.")
+    graph_weight: float = option(1.0, "Weight of the head's output beside the code in the exported embedding.")
+    projector: bool = option(False, "Apply the agreement term to a small training-only head above the embedding.")
+    weight_decay: float = 0.0  # Adam's
+    amp: bool = True  # mixed precision; only ever used on CUDA
+    recon_count: int = 8  # pictures shown in recon.png
 
     def resolved(self) -> TrainConfig:
         """Fill architecture defaults and check values; raise :class:`TrainingError` on bad ones."""
+        self._check_choices()
+        self._check_ranges()
+        return replace(self, latent_dim=self.latent_dim or DEFAULT_LATENT[self.arch])
+
+    def _check_choices(self) -> None:
         if self.arch not in ARCHS:
             raise TrainingError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
         if self.schedule not in SCHEDULES:
             raise TrainingError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        latent = self.latent_dim or DEFAULT_LATENT[self.arch]
+        if self.decoder not in DECODER_SIZES:
+            raise TrainingError("--decoder must be full, light or half")
+        if self.invariance_loss not in INVARIANCE_LOSSES:
+            raise TrainingError("--invariance-loss must be cosine or contrastive")
         multiple = SIZE_MULTIPLE[self.arch]
         if self.image_size < multiple or self.image_size % multiple:
             raise TrainingError(f"--image-size for arch {self.arch} must be a multiple of {multiple}")
-        if not 0.0 <= self.val_split < 1.0:
-            raise TrainingError("--val-split must be in [0, 1)")
-        if self.epochs < 1 or self.batch_size < 1 or latent < 1 or self.lr <= 0:
-            raise TrainingError("epochs, batch size, latent size and learning rate must be positive")
-        if self.decoder not in ("full", "light", "half"):
-            raise TrainingError("--decoder must be full, light or half")
-        if self.recon_views not in (1, 2):
-            raise TrainingError("--recon-views must be 1 or 2")
-        if self.graph_dim < 0 or self.graph_neighbours < 2 or self.graph_epochs < 1 or self.graph_weight <= 0:
-            raise TrainingError("--graph-dim must be >= 0, --graph-neighbours >= 2, --graph-epochs >= 1 "
-                                "and --graph-weight > 0")
-        if self.map_dim < 0 or self.map_weight <= 0 or not 0 <= self.map_whiten <= 1:
-            raise TrainingError("--map-dim must be >= 0, --map-weight > 0 and --map-whiten between 0 and 1")
-        if not 8 <= self.width <= 256:
-            raise TrainingError("--width must be between 8 and 256")
-        if self.invariance_loss not in ("cosine", "contrastive"):
-            raise TrainingError("--invariance-loss must be cosine or contrastive")
-        if self.temperature <= 0 or not 0 < self.min_scale <= 1 or self.colour_jitter < 0 or self.rotate < 0:
-            raise TrainingError("--temperature, --min-scale, --colour-jitter and --rotate are out of range")
-        if self.invariance < 0 or self.noise_std < 0:
-            raise TrainingError("--invariance and --noise-std must not be negative")
-        values = asdict(self)
-        values["latent_dim"] = latent
-        return TrainConfig(**values)
+
+    def _check_ranges(self) -> None:
+        latent = self.latent_dim or DEFAULT_LATENT[self.arch]
+        checks = (
+            (0.0 <= self.val_split < 1.0, "--val-split must be in [0, 1)"),
+            (self.epochs >= 1 and self.batch_size >= 1 and latent >= 1 and self.lr > 0,
+             "epochs, batch size, latent size and learning rate must be positive"),
+            (self.recon_views in (1, 2), "--recon-views must be 1 or 2"),
+            (self.graph_dim >= 0 and self.graph_neighbours >= 2 and self.graph_epochs >= 1 and self.graph_weight > 0,
+             "--graph-dim must be >= 0, --graph-neighbours >= 2, --graph-epochs >= 1 and --graph-weight > 0"),
+            (self.map_dim >= 0 and self.map_weight > 0 and 0 <= self.map_whiten <= 1,
+             "--map-dim must be >= 0, --map-weight > 0 and --map-whiten between 0 and 1"),
+            (8 <= self.width <= 256, "--width must be between 8 and 256"),
+            (self.temperature > 0 and 0 < self.min_scale <= 1 and self.colour_jitter >= 0 and self.rotate >= 0,
+             "--temperature, --min-scale, --colour-jitter and --rotate are out of range"),
+            (self.invariance >= 0 and self.noise_std >= 0, "--invariance and --noise-std must not be negative"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise TrainingError(message)
 
     def to_json(self) -> str:
         """The config as pretty JSON text."""
@@ -114,12 +156,7 @@ class TrainConfig:
     def save(self, run_dir: str | os.PathLike) -> str:
         """Write ``config.json`` into ``run_dir`` atomically and return its path."""
         path = os.path.join(run_dir, "config.json")
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(self.to_json() + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_text(path, self.to_json() + "\n")
         return path
 
     @classmethod

@@ -22,7 +22,9 @@ import numpy as np
 import torch
 
 from imgret.errors import ImageError, TrainingError
+from imgret.runtime.atomic import replacing, write_text
 from imgret.runtime.imageio import load
+from imgret.runtime.progress import ProgressCallback
 from imgret.runtime.scan import image_files
 from imgret.train.config import TrainConfig
 
@@ -101,7 +103,8 @@ def cache_key(paths: list[str], image_size: int) -> str:
     return h.hexdigest()[:20]
 
 
-def build_cache(paths: list[str], image_size: int, cache_dir: str, *, threads: int = 1, progress=None) -> ImageCache:
+def build_cache(paths: list[str], image_size: int, cache_dir: str, *, threads: int = 1,
+                progress: ProgressCallback | None = None) -> ImageCache:
     """Decode ``paths`` once into ``cache_dir`` (or reuse a matching cache). ``progress(done, total)``."""
     os.makedirs(cache_dir, exist_ok=True)
     key = cache_key(paths, image_size)
@@ -114,35 +117,72 @@ def build_cache(paths: list[str], image_size: int, cache_dir: str, *, threads: i
             skipped_paths = [tuple(x) for x in meta["skipped_paths"]]
             return ImageCache(npy_path, paths, np.array(meta["ok"], dtype=bool),
                               dict(Counter(r for _, r in skipped_paths)), skipped_paths)
-    tmp = f"{npy_path}.tmp{os.getpid()}.npy"
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), image_size, image_size, 3))
+    with replacing(npy_path) as fh:
+        ok, skipped_paths = _decode_into(fh, paths, image_size, threads, progress)
+    write_text(meta_path, json.dumps({"paths": paths, "ok": ok.tolist(), "skipped_paths": skipped_paths,
+                                      "image_size": image_size}))
+    return ImageCache(npy_path, paths, ok, dict(Counter(r for _, r in skipped_paths)), skipped_paths)
+
+
+def _decode_into(fh, paths: list[str], image_size: int, threads: int,
+                 progress: ProgressCallback | None) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Write a uint8 ``[N, S, S, 3]`` ``.npy`` of ``paths`` to ``fh`` row by row (zeros for pictures
+    that cannot be read); return which rows are usable and why the others were skipped."""
+    shape = (len(paths), image_size, image_size, 3)
+    np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                                              "fortran_order": False, "shape": shape})
+    blank = bytes(image_size * image_size * 3)
     ok = np.zeros(len(paths), dtype=bool)
     skipped_paths: list[tuple[str, str]] = []
 
-    def decode(i: int) -> tuple[int, str | None]:
+    def decode(i: int) -> tuple[np.ndarray | None, str | None]:
         try:
-            out[i] = load(paths[i], image_size)
-            return i, None
+            return np.ascontiguousarray(load(paths[i], image_size), dtype=np.uint8), None
         except ImageError as exc:
-            return i, exc.reason
+            return None, exc.reason
 
-    # Pillow releases the GIL while decoding and resizing, so threads are enough (and fork-free).
+    # Pillow releases the GIL while decoding and resizing, so threads are enough (and fork-free);
+    # map keeps the file order, so rows are written in place as they come.
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for done, (i, reason) in enumerate(pool.map(decode, range(len(paths))), 1):
+        for i, (pixels, reason) in enumerate(pool.map(decode, range(len(paths)))):
+            fh.write(blank if pixels is None else pixels.tobytes())
             if reason is None:
                 ok[i] = True
             else:
                 skipped_paths.append((paths[i], reason))
             if progress is not None:
-                progress(done, len(paths))
-    out.flush()
-    out = None  # close the memmap before renaming the file
-    os.replace(tmp, npy_path)
-    meta_tmp = meta_path + ".tmp"
-    with open(meta_tmp, "w", encoding="utf-8") as fh:
-        json.dump({"paths": paths, "ok": ok.tolist(), "skipped_paths": skipped_paths, "image_size": image_size}, fh)
-    os.replace(meta_tmp, meta_path)
-    return ImageCache(npy_path, paths, ok, dict(Counter(r for _, r in skipped_paths)), skipped_paths)
+                progress(i + 1, len(paths))
+    return ok, skipped_paths
+
+
+@dataclass(frozen=True)
+class RunPictures:
+    """A run's training and validation pictures, decoded, and what was skipped."""
+
+    train: CachedImages
+    val: CachedImages
+    skipped: dict[str, int]
+    layout: str
+
+    def all(self) -> list[CachedImages]:
+        """Training then validation pictures (what the heads are fitted on)."""
+        return [self.train, self.val]
+
+
+def load_pictures(config: TrainConfig, run_dir: str, progress: ProgressCallback | None = None) -> RunPictures:
+    """Split ``config.data`` and decode it into ``run_dir``'s cache (reused when nothing changed).
+    Raises :class:`TrainingError` when there is no picture, or no readable training picture."""
+    split = split_paths(config)
+    all_paths = list(dict.fromkeys(split.train + split.val))
+    if not all_paths:
+        raise TrainingError(f"no pictures found in {config.data}")
+    cache = build_cache(all_paths, config.image_size, os.path.join(run_dir, "cache"),
+                        threads=max(1, config.workers), progress=progress)
+    pictures = RunPictures(CachedImages(cache.npy_path, cache.indices(split.train)),
+                           CachedImages(cache.npy_path, cache.indices(split.val)), dict(cache.skipped), split.layout)
+    if len(pictures.train) == 0:
+        raise TrainingError(f"no readable training pictures in {config.data}")
+    return pictures
 
 
 class CachedImages(torch.utils.data.Dataset):

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from imgret.runtime.progress import ProgressCallback
 
 # UMAP's curve 1 / (1 + a d^(2b)) for spread 1 and min_dist 0 (umap's find_ab_params gives these).
 CURVE_A, CURVE_B = 1.929, 0.7915
@@ -88,7 +89,7 @@ def _q(sq_dist: torch.Tensor) -> torch.Tensor:
     return 1.0 / (1.0 + CURVE_A * sq_dist.clamp(min=1e-8) ** CURVE_B)
 
 
-def fit_graph_head(
+def fit_graph_head(  # noqa: PLR0913 - neighbours, epochs and seed mirror imgret train's --graph-* options
     codes: torch.Tensor,
     head: GraphHead,
     *,
@@ -97,9 +98,10 @@ def fit_graph_head(
     seed: int,
     batch_size: int = 4096,
     lr: float = 1e-3,
-    progress: Callable[[int, float], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> dict:
-    """Fit ``head`` in place on unit-norm ``codes`` ``[N, latent]`` (same device); return a small report."""
+    """Fit ``head`` in place on unit-norm ``codes`` ``[N, latent]`` (same device); return a small report.
+    ``progress(done, total, note)`` is called after each pass over the edges, with the loss as note."""
     started = time.monotonic()
     gen = torch.Generator(device="cpu").manual_seed(seed * 104_729 + 17)
     codes = F.normalize(codes.float(), dim=1)
@@ -129,7 +131,7 @@ def fit_graph_head(
             total += float(loss.detach()) * len(e)
         loss_value = total / count
         if progress is not None:
-            progress(epoch + 1, loss_value)
+            progress(epoch + 1, epochs, f"loss {loss_value:.5f}")
     head.eval()
     with torch.no_grad():
         out = torch.cat([head.net(codes[s:s + 8192]) for s in range(0, n, 8192)])

@@ -133,8 +133,11 @@ def map_size(encoder: nn.Sequential, image_size: int) -> int:
 
 
 def to_model_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 NHWC RGB batch → float NCHW in ``[0, 1]`` (the normalisation recorded in the metadata)."""
-    return images.permute(0, 3, 1, 2).float().div(255.0)
+    """uint8 NHWC RGB batch → float32 NCHW in ``[0, 1]`` (the normalisation recorded in the metadata).
+
+    The one place the input is scaled: training calls it on each batch and the exported graph
+    (:class:`EmbeddingModel`) on its input, so the two cannot drift apart."""
+    return images.permute(0, 3, 1, 2).to(torch.float32) / 255.0
 
 
 class EmbeddingModel(nn.Module):
@@ -148,9 +151,11 @@ class EmbeddingModel(nn.Module):
     vector is divided by its norm, so the metric is cosine.
     """
 
-    def __init__(self, encoder: nn.Sequential, *, flip_tta: bool = False, l2_normalise: bool = True,
-                 graph_head: nn.Module | None = None, graph_weight: float = 1.0,
-                 map_head: nn.Module | None = None, map_weight: float = 1.0, map_whiten: float = 0.0) -> None:
+    def __init__(  # noqa: PLR0913 - each head and its weight mirror imgret export's --map-weight etc.
+        self, encoder: nn.Sequential, *, flip_tta: bool = False, l2_normalise: bool = True,
+        graph_head: nn.Module | None = None, graph_weight: float = 1.0,
+        map_head: nn.Module | None = None, map_weight: float = 1.0, map_whiten: float = 0.0,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.flip_tta = flip_tta
@@ -162,7 +167,7 @@ class EmbeddingModel(nn.Module):
         self.map_whiten = float(map_whiten)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = image.permute(0, 3, 1, 2).to(torch.float32) / 255.0
+        x = to_model_input(image)
         z, fmap = encode(self.encoder, x, flip_tta=self.flip_tta, with_map=self.map_head is not None)
         if self.map_head is not None or self.graph_head is not None:
             code = _unit(z)

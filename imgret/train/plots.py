@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from imgret.runtime.atomic import write_with
 
 TRAIN_COLOUR, VAL_COLOUR = (31, 119, 180), (214, 39, 40)
 
 
 def _save(img: Image.Image, path: str) -> None:
-    tmp = path + ".tmp.png"
-    img.save(tmp)
-    os.replace(tmp, path)
+    write_with(path, lambda fh: img.save(fh, format="PNG"))
 
 
 def loss_chart(history: list[dict], path: str, *, width: int = 640, height: int = 400) -> None:

@@ -12,14 +12,14 @@ torch = pytest.importorskip("torch")
 from imgret.cli.train_cmds import export_command, train_command  # noqa: E402
 
 
-@pytest.mark.parametrize("command", [train_command, export_command])
-def test_missing_torch_gives_one_line_install_hint(command, tmp_path, monkeypatch):
+@pytest.mark.parametrize("command", ["train", "export"])
+def test_missing_torch_gives_one_line_install_hint(command, tmp_path, monkeypatch, imgret):
     monkeypatch.setitem(sys.modules, "torch", None)
-    args = [str(tmp_path)] + (["-o", str(tmp_path / "m.onnx")] if command is export_command else [])
-    result = CliRunner().invoke(command, args)
-    assert result.exit_code == 1
-    assert "pip install 'imgret[train]'" in result.output
-    assert len(result.output.strip().splitlines()) == 1
+    args = [str(tmp_path)] + (["-o", str(tmp_path / "m.onnx")] if command == "export" else [])
+    result = imgret(command, *args)
+    assert result.code == 1
+    assert "pip install 'imgret[train]'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_train_then_export_from_the_command_line(pictures, tmp_path):
@@ -49,6 +49,19 @@ def test_ctrl_c_exits_130(pictures, tmp_path, monkeypatch):
     assert result.exit_code == 130 and "interrupted" in result.output
 
 
-def test_library_errors_become_exit_1(tmp_path):
-    result = CliRunner().invoke(export_command, [str(tmp_path), "-o", str(tmp_path / "m.onnx")])
-    assert result.exit_code == 1 and "neither best.pt nor last.pt" in result.output
+def test_library_errors_become_exit_1(tmp_path, imgret):
+    result = imgret("export", str(tmp_path), "-o", str(tmp_path / "m.onnx"))
+    assert result.code == 1 and "neither best.pt nor last.pt" in result.stderr
+
+
+def test_train_options_come_from_the_config_with_its_defaults_and_help(tmp_path):
+    from imgret.train.config import TrainConfig, cli_options
+
+    params = {p.name: p for p in train_command.params}
+    parsed = train_command.make_context("train", [str(tmp_path)]).params  # what an empty command line gives
+    defaults = TrainConfig(data="d", out="o")
+    for name, _kind, default, settings in cli_options():
+        assert parsed[name] == default == getattr(defaults, name), name
+        assert params[name].help == settings["help"], name
+    assert list(params["arch"].type.choices) == ["conv", "seed"] and params["resume"].is_flag
+    assert {"data", "out", "resume"} | {name for name, *_ in cli_options()} == set(params)

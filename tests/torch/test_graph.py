@@ -47,7 +47,7 @@ def test_fuzzy_graph_is_symmetric_and_stays_inside_groups():
 def test_fitted_head_pulls_groups_together_and_records_its_centre():
     codes, labels = blobs()
     head = GraphHead(codes.shape[1], 2)
-    report = fit_graph_head(codes, head, neighbours=8, epochs=20, seed=0, batch_size=256)
+    report = fit_graph_head(codes, head, neighbours=8, epochs=8, seed=0, batch_size=256)
     assert int(head.fitted) == 1 and report["points"] == 180
     with torch.no_grad():
         out = head(codes).numpy()

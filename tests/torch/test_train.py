@@ -60,23 +60,30 @@ def test_resume_after_interrupt_matches_uninterrupted_run(pictures, tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
 
 
-def test_interrupt_in_first_epoch_still_leaves_a_usable_checkpoint(pictures, tmp_path, monkeypatch):
-    from imgret.train import loop
+class CtrlCDuring:
+    """A log stream that raises KeyboardInterrupt (as a Ctrl-C would) when a line with ``text`` is written."""
 
-    calls = {"n": 0}
-    real = loop._batch_loss
+    def __init__(self, text: str) -> None:
+        self.text, self.lines = text, []
 
-    def flaky(*args):
-        calls["n"] += 1
-        if calls["n"] == 2:
+    def write(self, line: str) -> None:
+        self.lines.append(line)
+        if self.text in line:
             raise KeyboardInterrupt
-        return real(*args)
 
-    monkeypatch.setattr(loop, "_batch_loss", flaky)
-    with pytest.raises(loop.TrainingInterrupted):
-        loop.train(small_config(pictures, tmp_path / "run"))
+    def flush(self) -> None:
+        pass
+
+
+def test_interrupt_in_first_epoch_still_leaves_a_usable_checkpoint(pictures, tmp_path):
+    from imgret.train import TrainingInterrupted, train
+
+    with pytest.raises(TrainingInterrupted):
+        train(small_config(pictures, tmp_path / "run"), stream=CtrlCDuring("epoch 1/2 [#"))  # after its first batch
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert state["epoch"] == 0 and state["interrupted"] == 1
+    # --resume continues from it and runs every epoch.
+    assert train(small_config(pictures, tmp_path / "run"), resume=True).epochs == 2
 
 
 def test_corrupt_pictures_are_skipped_and_counted(pictures, tmp_path):

@@ -5,7 +5,7 @@ four ways, each as a column of R@1 per transform:
 
 * ``plain`` — as ``neardup.py`` does it;
 * ``trim`` — every picture (database and queries) first loses uniform borders: edge rows and
-  columns whose pixels all lie within :data:`TRIM_TOLERANCE` levels of their mean are stripped
+  columns whose pixels all lie within :data:`TRIM_TOLERANCE` levels of the line's mean colour are stripped
   while at least half of the side is left (black bars, a flat desktop margin);
 * ``turns`` — each query is also embedded turned by 90, 180 and 270 degrees and the nearest of the
   four codes counts (4x the query cost; the database is embedded once);
@@ -39,23 +39,33 @@ DECODE_SIDE = 256
 TURNS = (90, 180, 270)
 
 
-def _flat(line: np.ndarray) -> bool:
-    return bool(np.abs(line - line.mean(axis=0)).max() <= TRIM_TOLERANCE)
+def _kept_span(flat: np.ndarray) -> tuple[int, int]:
+    """Start and end of the lines kept once flat lines are stripped from both ends (>= half kept)."""
+    n = len(flat)
+    lead = int(np.argmin(flat)) if not flat.all() else n
+    trail = int(np.argmin(flat[::-1])) if not flat.all() else n
+    start = min(lead, n - n // 2)
+    return start, n - min(trail, n - start - n // 2)
+
+
+def _uniform(lines: np.ndarray) -> np.ndarray:
+    """For ``[line, channel, pixel]`` uint8: is every pixel within the tolerance of its line's mean?"""
+    mean = lines.mean(axis=2)
+    spread = np.maximum(lines.max(axis=2) - mean, mean - lines.min(axis=2))
+    return spread.max(axis=1) <= TRIM_TOLERANCE
 
 
 def trim_uniform_borders(img):
-    """Strip uniform edge rows and columns, keeping at least half of each side."""
-    a = np.asarray(img, dtype=np.int16)
-    h, w = a.shape[:2]
-    top, bottom, left, right = 0, h, 0, w
-    while bottom - top > h // 2 and _flat(a[top, left:right]):
-        top += 1
-    while bottom - top > h // 2 and _flat(a[bottom - 1, left:right]):
-        bottom -= 1
-    while right - left > w // 2 and _flat(a[top:bottom, left]):
-        left += 1
-    while right - left > w // 2 and _flat(a[top:bottom, right - 1]):
-        right -= 1
+    """Strip uniform edge rows, then columns, keeping at least half of each side.
+
+    A line is uniform when all its pixels lie within ``TRIM_TOLERANCE`` levels of its mean colour.
+    """
+    a = np.asarray(img.convert("RGB"))
+    # lines as the last axis: numpy reduces a last axis of 3 (the channels) slowly
+    rows = _uniform(np.ascontiguousarray(a.transpose(0, 2, 1)))
+    top, bottom = _kept_span(rows)
+    cols = _uniform(np.ascontiguousarray(a[top:bottom].transpose(1, 2, 0)))
+    left, right = _kept_span(cols)
     return img.crop((left, top, right, bottom))
 
 

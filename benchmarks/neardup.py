@@ -8,13 +8,17 @@ The set (made once, cached under ``bench-data/neardup/``, deterministic for a gi
 * **queries** — one copy of every original per transform: ``crop`` (70–90% of the area, same aspect,
   random place), ``half`` (resized to half size), ``jpeg30`` (JPEG quality 30), ``rotate`` (5–10°
   either way, then cropped to the largest upright rectangle so no borders show), ``colour``
-  (brightness, contrast, saturation 0.7–1.3 and a hue turn of 0.02–0.05 either way), ``flip`` (left-right).
+  (brightness, contrast, saturation 0.7–1.3 and a hue turn of 0.02–0.05 either way), ``flip`` (left-right);
+  then the heavy edits of ``benchmarks/heavy_edits.py``: ``crop50`` (40–60% of the area), ``rot90``,
+  ``rot180``, ``grey``, ``caption`` (a caption band or logo over ~10%), ``letterbox`` (black bars),
+  ``blur`` (gaussian, radius 2–3) and ``screenshot`` (scaled into a 1280x800 desktop).
 * **distractors** — random crops (10–100% area, aspect 3:4..4:3, <= 800 px) of the *train* photos,
   which are different photographs, so none is a copy of an original.
 
 The database is originals + distractors. Per query, the original's rank r among all database items
 (ties counted against it) gives R@1 (r == 1) and AP = 1/r (one relevant item). Results are
-reported overall and per transform.
+reported per transform, over the six classic transforms (``R@1``, ``mAP``) and over the heavy
+edits (``heavy R@1``, ``heavy mAP``).
 
 Any embedding function ``fn(paths) -> [N, D] array`` with a metric ("cosine", "l2" or "hamming")
 can be evaluated with :func:`evaluate`; ``--model FILE.onnx`` adds an imgret encoder.
@@ -39,12 +43,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import heavy_edits  # noqa: E402  (benchmarks/heavy_edits.py)
 import photos as photo_source  # noqa: E402  (benchmarks/photos.py; puts the repo on sys.path)
 
 from imgret.runtime import imageio  # noqa: E402
 
-SET_VERSION = 2
+SET_VERSION = 3
 TRANSFORMS = ("crop", "half", "jpeg30", "rotate", "colour", "flip")
+# Generated after the six above with the same per-original generator, so the first six copies are
+# byte for byte those of set version 2.
+HEAVY_TRANSFORMS = ("crop50", "rot90", "rot180", "grey", "caption", "letterbox", "blur", "screenshot")
+ALL_TRANSFORMS = TRANSFORMS + HEAVY_TRANSFORMS
 DEFAULT_DIR = photo_source.REPO / "bench-data" / "neardup"
 ORIGINAL_SIDE = 1024
 DISTRACTOR_SIDE = 800
@@ -115,6 +124,8 @@ def transform(img, name: str, rng: np.random.Generator):
         return _colour_jitter(img, rng), 90
     if name == "flip":
         return img.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 90
+    if name in HEAVY_TRANSFORMS:
+        return heavy_edits.apply(img, name, rng), 90
     raise ValueError(f"unknown transform {name!r}")
 
 
@@ -161,7 +172,7 @@ def build(manifest: list[photo_source.Photo], out_dir: str | Path = DEFAULT_DIR,
             tile.save(out / "originals" / f"{name}.jpg", quality=95)
             tile = Image.open(out / "originals" / f"{name}.jpg").convert("RGB")  # copy what a user has
             rng = np.random.default_rng(int(photo_source._rank(seed, name)[:16], 16))
-            for tf in TRANSFORMS:
+            for tf in ALL_TRANSFORMS:
                 copy, quality = transform(tile, tf, rng)
                 copy.save(out / "queries" / f"{name}__{tf}.jpg", quality=quality)
                 queries.append(f"queries/{name}__{tf}.jpg")
@@ -235,9 +246,17 @@ def score(db: np.ndarray, qs: np.ndarray, metric: str, data: NearDupSet) -> dict
     hit = rank == 1
     ap = 1.0 / rank
     tfs = np.asarray(data.query_transform)
-    per = {tf: {"R@1": float(hit[tfs == tf].mean()), "mAP": float(ap[tfs == tf].mean())} for tf in TRANSFORMS}
-    return {"R@1": float(hit.mean()), "mAP": float(ap.mean()), "per_transform": per,
-            "dim": int(db.shape[1]), "metric": metric}
+    present = [tf for tf in ALL_TRANSFORMS if (tfs == tf).any()]
+    per = {tf: {"R@1": float(hit[tfs == tf].mean()), "mAP": float(ap[tfs == tf].mean())} for tf in present}
+    # "R@1"/"mAP" stay the six classic transforms, so figures compare with set version 2
+    classic = np.isin(tfs, TRANSFORMS)
+    heavy = np.isin(tfs, HEAVY_TRANSFORMS)
+    result = {"R@1": float(hit[classic].mean()), "mAP": float(ap[classic].mean()), "per_transform": per,
+              "dim": int(db.shape[1]), "metric": metric}
+    if heavy.any():
+        result["heavy R@1"] = float(hit[heavy].mean())
+        result["heavy mAP"] = float(ap[heavy].mean())
+    return result
 
 
 # ---------------------------------------------------------------- models and the command line
@@ -275,12 +294,14 @@ def onnx_embedder(model: str, threads: int = 1) -> tuple[Callable[[Sequence[str]
     return embed, meta.get("imgret.metric", "cosine")
 
 
-def _table(results: dict[str, dict]) -> str:
-    head = f"{'method':22s} " + " ".join(f"{t:>7s}" for t in TRANSFORMS) + f" {'R@1':>7s} {'mAP':>7s}"
+def _table(results: dict[str, dict], transforms: Sequence[str] = TRANSFORMS, prefix: str = "") -> str:
+    """R@1 per transform and the summary columns ``{prefix}R@1`` / ``{prefix}mAP``, one row per method."""
+    head = (f"{'method':22s} " + " ".join(f"{t[:10]:>10s}" for t in transforms)
+            + f" {prefix + 'R@1':>10s} {prefix + 'mAP':>10s}")
     lines = [head, "-" * len(head)]
     for name, r in results.items():
-        cells = " ".join(f"{r['per_transform'][t]['R@1']:7.3f}" for t in TRANSFORMS)
-        lines.append(f"{name:22s} {cells} {r['R@1']:7.3f} {r['mAP']:7.3f}")
+        cells = " ".join(f"{r['per_transform'][t]['R@1']:10.3f}" for t in transforms)
+        lines.append(f"{name:22s} {cells} {r[prefix + 'R@1']:10.3f} {r[prefix + 'mAP']:10.3f}")
     return "\n".join(lines)
 
 
@@ -321,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
         fn, metric = onnx_embedder(model, args.threads)
         results[Path(model).name] = evaluate(fn, metric, data)
     print(_table(results))
+    if any("heavy R@1" in r for r in results.values()):
+        print("\nheavy edits (R@1 per edit; summary over the heavy edits only)")
+        print(_table(results, HEAVY_TRANSFORMS, "heavy "))
     if timing:
         print(f"\nper image: decode at draft >= {baselines.DRAFT} px {timing['decode'] * 1e3:.2f} ms, "
               f"full-size decode of an original ({ORIGINAL_SIDE} px long side) {timing['full-decode'] * 1e3:.2f} ms")

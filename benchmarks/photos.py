@@ -299,13 +299,15 @@ def random_box(rng: np.random.Generator, width: int, height: int, area=(0.10, 1.
 
 
 def make_training_crops(photos: list[Photo], out_dir: str | os.PathLike, n: int, size: int = 160,
-                        seed: int = 0, *, max_side: int = 2048, quality: int = 90) -> Path:
+                        seed: int = 0, *, max_side: int = 2048, quality: int = 90,
+                        counts: dict[str, int] | None = None) -> Path:
     """Write ``n`` random crops of the **train** photos as ``size`` x ``size`` JPEGs in ``out_dir``.
 
     Each crop covers 10–100% of its photo's area with an aspect ratio between 3:4 and 4:3, is flipped
     left-right half the time, and is resized (bilinear, squashed to a square like imgret's
     preprocessing) to ``size`` px and saved at JPEG quality ``quality``. Crops are spread evenly over
-    the photos; each photo is decoded once (shrunk to ``max_side``) and has its own seeded generator,
+    the photos (or as ``counts``, photo key -> crops, says; then ``n`` is ignored); each photo is
+    decoded once (shrunk to ``max_side``) and has its own seeded generator,
     so the folder is reproducible. ``crops.csv`` records each file's photo and box. Held-out photos
     are refused, so benchmarks stay unseen. Returns the folder.
     """
@@ -319,10 +321,13 @@ def make_training_crops(photos: list[Photo], out_dir: str | os.PathLike, n: int,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     order = sorted(train, key=lambda p: _rank(seed, p.key))
-    counts = [n // len(order) + (1 if i < n % len(order) else 0) for i in range(len(order))]
+    if counts is None:
+        per_photo = [n // len(order) + (1 if i < n % len(order) else 0) for i in range(len(order))]
+    else:
+        per_photo = [counts.get(p.key, 0) for p in order]
     rows = ["file,photo,x0,y0,x1,y1,flip"]
     index = 0
-    for photo, count in zip(order, counts):
+    for photo, count in zip(order, per_photo):
         if count == 0:
             continue
         img = load_rgb(photo.path, max_side)

@@ -14,7 +14,7 @@ PY=${PYTHON:-python}
 mkdir -p "$WORK"
 
 # 1. 12,000 random crops (10-100% of the area, aspect 3:4..4:3, random mirror) of the 40 train photos.
-$PY models/recipes/photo_data.py --out "$WORK/crops" --n 12000 --size 96 --seed 0
+$PY models/recipes/photo_data.py --set v1 --out "$WORK/crops" --n 12000 --size 96 --seed 0
 
 # 2. Train: conv encoder with global pooling, 64 px, 128-d; light decoder; reconstruction plus a
 #    contrastive agreement term between two random views (zoom to 60%, shift, mirror, rotation up to

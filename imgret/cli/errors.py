@@ -18,8 +18,8 @@ from imgret.errors import ImgretError
 def run_cli(group: click.Group, args=None) -> int:
     """Run ``group`` and map every expected failure to a single line on stderr."""
     try:
-        group.main(args=args, prog_name="imgret", standalone_mode=False)
-        return 0
+        code = group.main(args=args, prog_name="imgret", standalone_mode=False)
+        return code if isinstance(code, int) else 0  # a command's ctx.exit(1): done, but not all went well
     except click.exceptions.Abort:
         click.echo("imgret: interrupted; work committed so far is kept", err=True)
         return 130

@@ -10,9 +10,12 @@ import sys
 import pytest
 from fakes import scene, write_scenes
 
-from imgret.cli.output import path_from_json
-
 NON_UTF8 = b"caf\xe9.png"  # Latin-1 "café": not valid UTF-8
+
+
+def path_from_json(row: dict, key: str) -> bytes:
+    """The exact bytes of a path in a JSON row, decoded as README.md tells a script to."""
+    return base64.b64decode(row[f"{key}_b64"]) if f"{key}_b64" in row else row[key].encode()
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ def test_index_and_info_count_the_same_skipped_files_in_the_same_words(imgret, p
     assert "skipped:    3 (corrupt: 1, empty: 1, not-an-image: 1)" in text
     # A second run changes nothing and still says so with the same numbers.
     again = imgret("index", photos)
-    assert _total(again.stderr, "skipped") == 3 and "3 as in earlier runs" in again.stderr
+    assert _total(again.stderr, "skipped") == 3 and "3 from earlier runs" in again.stderr
     assert _summary_counts(again.stderr, "skipped") == info["skip_reasons"]
     assert json.loads(imgret("info", "--json").stdout)["skipped"] == 3
 

@@ -136,3 +136,11 @@ def test_no_text_asks_for_a_package_that_is_not_published(path):
 ])
 def test_the_install_line_check_tells_a_name_from_a_path(line, asks):
     assert asks_for_unpublished(line) is asks
+
+
+def test_the_train_install_hint_names_what_works_today():
+    from imgret.cli.errors import TRAIN_INSTALL_HINT
+
+    hint = TRAIN_INSTALL_HINT.format(cmd="train")
+    assert not asks_for_unpublished(hint)
+    assert "torch==2.13.0" in hint and "onnx" in hint and "'.[train]'" in hint

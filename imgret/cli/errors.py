@@ -51,6 +51,11 @@ def run_cli(group: click.Group, args=None) -> int:
         return 1
 
 
+# What `train`/`export` say when PyTorch is missing. imgret is not on the package index yet, so the
+# line names what works today from anywhere (torch and onnx are the whole `train` extra) and from a clone.
+TRAIN_INSTALL_HINT = ("imgret {cmd} needs PyTorch and onnx: pip install torch==2.13.0 'onnx>=1.15,<2' "
+                      "(in a clone of imgret: pip install torch==2.13.0 && pip install '.[train]')")
+
 NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 KEPT = "the library keeps everything committed before this"
 

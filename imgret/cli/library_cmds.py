@@ -28,13 +28,16 @@ from imgret.runtime.progress import Progress
 @click.option("--rebuild", is_flag=True, help="Forget everything and re-embed with the (new) model.")
 @click.option("--workers", type=click.IntRange(0, 64), default=None, help="Decoding processes (default: CPU count).")
 @click.option("--follow-links", is_flag=True, help="Also follow symbolic links that point outside the folder.")
-@click.option("--verbose", "-v", is_flag=True, help="List every skipped file with its reason.")
+@click.option("--verbose", "-v", is_flag=True, help="List every skipped and passed-over file under its reason.")
 @progress_option
 def index_command(folders, library, model, rebuild, workers, follow_links, verbose, progress):  # noqa: PLR0913 - one parameter per CLI option
     """Add the pictures in FOLDERS to the library, embedding only what is new or changed.
 
     The first run embeds everything; later runs embed only new or modified files, reuse vectors of
-    renamed or duplicate files, and forget files that vanished. A summary goes to stderr.
+    renamed or duplicate files, and forget files that vanished. A summary goes to stderr: "skipped"
+    counts the pictures recorded as unusable (what `imgret info` counts, with the same reasons);
+    "passed over" counts what is not recorded: files with another suffix (by suffix), links and
+    files already seen, and files that could not be opened (tried again next run).
 
     \b
     Example:
@@ -60,7 +63,7 @@ def _summary(folder, report, verbose: bool) -> None:
     click.echo(
         f"{output.printable(folder)}: {report.added} added, {report.updated} updated, {report.removed} removed, "
         f"{report.unchanged} unchanged, {report.skipped_count} skipped"
-        + (f" ({report.previously_skipped} as in earlier runs)" if report.previously_skipped else "")
+        + (f" ({report.previously_skipped} from earlier runs)" if report.previously_skipped else "")
         + (f" ({report.reused} reused by content)" if report.reused else "")
         + (f"; {report.passed_over_count} passed over" if report.passed_over else "")
         + f" in {report.seconds:.1f}s",
@@ -151,6 +154,9 @@ def _refuse_contradictions(*, as_json: bool, paths_only: bool, nul: bool) -> Non
 @json_option
 def info_command(library, as_json):
     """Show the library: where it is, its model, how many pictures, sizes and last update.
+
+    "skipped" counts the files recorded as unusable, by reason: the same numbers and words as the
+    summary of `imgret index`. Files that `index` passed over are not recorded, so not counted here.
 
     \b
     Example:

@@ -64,14 +64,29 @@ def test_eval_leave_one_out_and_worst_montage(imgret, tmp_path, fake_model):
     with Image.open(out) as im:
         assert im.height > 100
     # The ranking behind the montage: the outlier is the worst query, clearly worse than every other;
-    # each row starts with the query itself (distance 0), as the montage shows it.
+    # each row leaves the query itself out, as its scores do (it was every row's #1 at distance 0).
     report, ev, vecs = evaluate(tmp_path / "data", model=fake_model, queries=0)
     assert ev.leave_one_out and report.queries == 19
     worst = worst_queries(report, vecs, 2, hits=4)
     assert [os.path.basename(w.query) for w in worst][0] == "odd.png"
     ap = dict(report.per_query_ap)
     assert ap[worst[0].query] == min(ap.values()) < 0.5 <= sorted(ap.values())[1]
-    assert all(len(w.hits) == 4 and w.hits[0].path == w.query and w.hits[0].distance < 1e-5 for w in worst)
+    assert all(len(w.hits) == 4 and w.query not in [h.path for h in w.hits] for w in worst)
+    assert all(w.hits[0].distance > 1e-5 for w in worst)  # no row starts with an exact copy of itself
+
+
+def test_worst_montage_rows_follow_the_leave_one_out_ranking(tmp_path, fake_model):
+    """Each montage row's hits are the query's own ranking with itself left out, so the montage
+    shows what the scores measured: hit 1 is the nearest *other* picture."""
+    _classes(tmp_path / "data", per_class=3)
+    report, ev, vecs = evaluate(tmp_path / "data", model=fake_model, queries=0)
+    db_vecs, db_paths, q_vecs, q_paths = vecs
+    for row in worst_queries(report, vecs, 9, hits=20):
+        assert len(row.hits) == len(db_paths) - 1  # every other picture, and not itself
+        assert [h.rank for h in row.hits] == list(range(1, len(db_paths)))
+        assert row.query not in {h.path for h in row.hits}
+        distances = [h.distance for h in row.hits]
+        assert distances == sorted(distances)
 
 
 def test_eval_needs_classes(imgret, tmp_path, fake_model):
@@ -79,3 +94,12 @@ def test_eval_needs_classes(imgret, tmp_path, fake_model):
     scene(0).save(tmp_path / "flat" / "a.png")
     r = imgret("eval", tmp_path / "flat", "--model", fake_model)
     assert r.code == 1 and "two class sub-folders" in r.stderr
+
+
+@pytest.mark.parametrize("name", ["worst.txt", "worst", "worst.gif"])
+def test_montage_worst_with_an_unknown_suffix_is_a_usage_error(imgret, tmp_path, fake_model, name):
+    _classes(tmp_path / "data", per_class=2)
+    r = imgret("eval", tmp_path / "data", "--model", fake_model, "--montage-worst", tmp_path / name)
+    assert r.code == 2, r.stderr
+    assert ".jpg" in r.stderr and "--montage-worst" in r.stderr
+    assert not (tmp_path / name).exists()

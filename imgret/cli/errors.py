@@ -18,8 +18,8 @@ from imgret.errors import ImgretError
 def run_cli(group: click.Group, args=None) -> int:
     """Run ``group`` and map every expected failure to a single line on stderr."""
     try:
-        group.main(args=args, prog_name="imgret", standalone_mode=False)
-        return 0
+        code = group.main(args=args, prog_name="imgret", standalone_mode=False)
+        return code if isinstance(code, int) else 0  # a command's ctx.exit(1): done, but not all went well
     except click.exceptions.Abort:
         click.echo("imgret: interrupted; work committed so far is kept", err=True)
         return 130
@@ -50,6 +50,11 @@ def run_cli(group: click.Group, args=None) -> int:
         click.echo(f"imgret: error: {_one_line(message)}", err=True)
         return 1
 
+
+# What `train`/`export` say when PyTorch is missing. imgret is not on the package index yet, so the
+# line names what works today from anywhere (torch and onnx are the whole `train` extra) and from a clone.
+TRAIN_INSTALL_HINT = ("imgret {cmd} needs PyTorch and onnx: pip install torch==2.13.0 'onnx>=1.15,<2' "
+                      "(in a clone of imgret: pip install torch==2.13.0 && pip install '.[train]')")
 
 NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 KEPT = "the library keeps everything committed before this"

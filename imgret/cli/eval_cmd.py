@@ -6,7 +6,8 @@ import json
 
 import click
 
-from imgret.cli.options import json_option, model_option, progress_option, renamed_option
+from imgret.cli.options import json_option, model_option, montage_path, progress_option, renamed_option
+from imgret.cli.output import printable
 from imgret.runtime.progress import Progress
 
 
@@ -19,8 +20,8 @@ from imgret.runtime.progress import Progress
               help="Class-balanced query sample size (0: every query picture).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the query sample.")
 @json_option
-@click.option("--montage-worst", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="Write a picture of the worst queries beside their top results.")
+@click.option("--montage-worst", type=click.Path(dir_okay=False, path_type=str), default=None, callback=montage_path,
+              help="Write a picture of the worst queries beside their top results (.jpg, .jpeg, .png or .webp).")
 @click.option("--worst", type=click.IntRange(1, 50), default=8, show_default=True,
               help="How many worst queries the montage shows.")
 @progress_option
@@ -51,7 +52,7 @@ def eval_command(data, model, keep_library, queries, seed, as_json, montage_wors
         from imgret.runtime.montage import make_montage
 
         make_montage(worst_queries(report, vectors, worst), montage_worst)
-        click.echo(f"worst queries written to {montage_worst}", err=True)
+        click.echo(f"worst queries written to {printable(montage_worst)}", err=True)
 
 
 def _print_report(report, as_json: bool) -> None:

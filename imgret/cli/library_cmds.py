@@ -14,6 +14,7 @@ from imgret.cli.options import (
     library_folder,
     library_option,
     model_option,
+    montage_path,
     positive_count,
     progress_option,
 )
@@ -27,13 +28,16 @@ from imgret.runtime.progress import Progress
 @click.option("--rebuild", is_flag=True, help="Forget everything and re-embed with the (new) model.")
 @click.option("--workers", type=click.IntRange(0, 64), default=None, help="Decoding processes (default: CPU count).")
 @click.option("--follow-links", is_flag=True, help="Also follow symbolic links that point outside the folder.")
-@click.option("--verbose", "-v", is_flag=True, help="List every skipped file with its reason.")
+@click.option("--verbose", "-v", is_flag=True, help="List every skipped and passed-over file under its reason.")
 @progress_option
 def index_command(folders, library, model, rebuild, workers, follow_links, verbose, progress):  # noqa: PLR0913 - one parameter per CLI option
     """Add the pictures in FOLDERS to the library, embedding only what is new or changed.
 
     The first run embeds everything; later runs embed only new or modified files, reuse vectors of
-    renamed or duplicate files, and forget files that vanished. A summary goes to stderr.
+    renamed or duplicate files, and forget files that vanished. A summary goes to stderr: "skipped"
+    counts the pictures recorded as unusable (what `imgret info` counts, with the same reasons);
+    "passed over" counts what is not recorded: files with another suffix (by suffix), links and
+    files already seen, and files that could not be opened (tried again next run).
 
     \b
     Example:
@@ -53,16 +57,31 @@ def index_command(folders, library, model, rebuild, workers, follow_links, verbo
 
 
 def _summary(folder, report, verbose: bool) -> None:
+    """The index run's summary on stderr. "skipped" counts exactly what the catalogue records as
+    skipped (what `imgret info` counts, with the same reasons); "passed over" is what is not recorded:
+    other suffixes, links and files already seen, files that could not be opened (tried again)."""
     click.echo(
         f"{output.printable(folder)}: {report.added} added, {report.updated} updated, {report.removed} removed, "
         f"{report.unchanged} unchanged, {report.skipped_count} skipped"
+        + (f" ({report.previously_skipped} from earlier runs)" if report.previously_skipped else "")
         + (f" ({report.reused} reused by content)" if report.reused else "")
-        + (f"; {report.previously_skipped} unchanged files still skipped" if report.previously_skipped else "")
+        + (f"; {report.passed_over_count} passed over" if report.passed_over else "")
         + f" in {report.seconds:.1f}s",
         err=True,
     )
-    for reason, paths in sorted(report.skipped.items()):
-        click.echo(f"  skipped {len(paths)}: {reason}", err=True)
+    _listing("skipped", report.skipped, verbose)
+    _listing("passed over", report.passed_over, verbose)
+
+
+def _listing(word: str, groups: dict[str, list[str]], verbose: bool) -> None:
+    """``  WORD N: why`` per reason or suffix (with each path below it when ``verbose``)."""
+    from imgret.runtime.indexer import RETRY_REASONS
+
+    for why, paths in sorted(groups.items()):
+        note = " (tried again next run)" if why in RETRY_REASONS else ""
+        if why.startswith((".", "(")):  # a suffix (or "(no suffix)"): scan.NotAPicture
+            note = " (not a picture suffix)"
+        click.echo(f"  {word} {len(paths)}: {why}{note}", err=True)
         if verbose:
             for p in paths:
                 click.echo(f"    {output.printable(p)}", err=True)
@@ -76,16 +95,20 @@ def _summary(folder, report, verbose: bool) -> None:
 @model_option
 @click.option("--include-self", is_flag=True, help="Let a library picture be returned for itself.")
 @json_option
-@click.option("--paths", "paths_only", is_flag=True, help="Print result paths only, one per line.")
+@click.option("--paths", "paths_only", is_flag=True, help="Print result paths only (raw bytes), one per line.")
 @click.option("-0", "--null", "nul", is_flag=True, help="With --paths: separate paths with NUL bytes.")
-@click.option("--montage", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="Also write one image of each query beside its results.")
-def query_command(images, number, library, model, include_self, as_json, paths_only, nul, montage):  # noqa: PLR0913 - one parameter per CLI option
+@click.option("--montage", type=click.Path(dir_okay=False, path_type=str), default=None, callback=montage_path,
+              help="Also write one image of each query beside its results (.jpg, .jpeg, .png or .webp).")
+@click.pass_context
+def query_command(ctx, images, number, library, model, include_self, as_json, paths_only, nul, montage):  # noqa: PLR0913 - one parameter per CLI option
     """Find the pictures in the library most similar to IMAGES.
 
     IMAGES may be pictures outside the library, pictures inside it, or folders of query pictures.
     Output is a table of rank, distance and path; --json gives one JSON object per result
-    (keys query, rank, path, distance); --paths gives bare paths.
+    (keys query, rank, path, distance; query and path absolute, plus query_b64 / path_b64 with
+    the exact bytes of a name that is not UTF-8); --paths gives bare paths. A query picture that
+    cannot be read gets one line on stderr naming it; the others are still answered, and the exit
+    status is then 1.
 
     \b
     Example:
@@ -96,13 +119,10 @@ def query_command(images, number, library, model, include_self, as_json, paths_o
     from imgret.runtime.library import Library
     from imgret.runtime.search import query_pictures
 
-    if montage:
-        parent = os.path.dirname(os.path.abspath(montage))
-        if os.path.isdir(montage) or not os.path.isdir(parent):
-            raise click.BadParameter(f"cannot write a picture to {montage!r}", param_hint="--montage")
+    _refuse_contradictions(as_json=as_json, paths_only=paths_only, nul=nul)
     queries = query_pictures(images)
     if not queries:
-        raise click.ClickException("no query pictures found in " + ", ".join(images))
+        raise click.ClickException("no query pictures found in " + ", ".join(output.printable(i) for i in images))
     with Library.open(library_folder(library), model=model) as lib:
         results = lib.query(queries, number, include_self=include_self)
     if as_json:
@@ -111,11 +131,22 @@ def query_command(images, number, library, model, include_self, as_json, paths_o
         output.paths(results, nul=nul)
     else:
         output.table(results)
-    if montage:
+    answered = [r for r in results if r.error is None]
+    if montage and answered:
         from imgret.runtime.montage import make_montage
 
-        make_montage(results, montage)
-        click.echo(f"montage written to {montage}", err=True)
+        make_montage(answered, montage)
+        click.echo(f"montage written to {output.printable(montage)}", err=True)
+    if output.query_failures(results):
+        ctx.exit(1)
+
+
+def _refuse_contradictions(*, as_json: bool, paths_only: bool, nul: bool) -> None:
+    """Options that cannot mean anything together are a usage error (exit 2), not a silent choice."""
+    if as_json and paths_only:
+        raise click.UsageError("--json and --paths are two different outputs; give one of them")
+    if nul and not paths_only:
+        raise click.UsageError("-0 (--null) separates the paths of --paths; give --paths too")
 
 
 @click.command("info")
@@ -123,6 +154,9 @@ def query_command(images, number, library, model, include_self, as_json, paths_o
 @json_option
 def info_command(library, as_json):
     """Show the library: where it is, its model, how many pictures, sizes and last update.
+
+    "skipped" counts the files recorded as unusable, by reason: the same numbers and words as the
+    summary of `imgret index`. Files that `index` passed over are not recorded, so not counted here.
 
     \b
     Example:

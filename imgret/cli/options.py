@@ -82,3 +82,22 @@ def library_folder(library: str | None):
     if variable == OLD_LIBRARY_ENV:
         click.echo(f"imgret: note: {OLD_LIBRARY_ENV} is deprecated; use IMGRET_LIBRARY", err=True)
     return folder
+
+
+def montage_path(ctx, param, value):
+    """Click callback for a montage file: its suffix picks the format (.jpg, .jpeg, .png or .webp, any
+    case), so anything else is refused before work starts; so is a folder, or a file in a folder
+    that does not exist."""
+    if value is None:
+        return value
+    import os
+
+    from imgret.runtime.montage import MONTAGE_SUFFIXES  # Pillow: loaded only when a montage is asked for
+    suffix = os.path.splitext(value)[1].lower()
+    if suffix not in MONTAGE_SUFFIXES:
+        allowed = ", ".join(MONTAGE_SUFFIXES)
+        raise click.BadParameter(f"{value!r}: the picture's format follows its suffix, one of {allowed}",
+                                 ctx=ctx, param=param)
+    if os.path.isdir(value) or not os.path.isdir(os.path.dirname(os.path.abspath(value))):
+        raise click.BadParameter(f"cannot write a picture to {value!r}", ctx=ctx, param=param)
+    return value

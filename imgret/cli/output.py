@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -19,14 +20,31 @@ def printable(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace").translate(_CONTROL)
 
 
-def json_text(path: str) -> str:
-    """A path for JSON: exact where it is valid UTF-8 (JSON escapes control characters itself)."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+def json_path(key: str, path: str) -> dict[str, str]:
+    """A path for JSON as ``{key: absolute path}``, exact whenever the name is valid UTF-8 (JSON
+    escapes control characters itself). A name that is not valid UTF-8 gets a second key,
+    ``KEY_b64``: the exact bytes of the absolute path, base64 (standard alphabet, padded); ``key``
+    then holds a display form only, with each undecodable byte written as ``\\xNN``."""
+    raw = os.fsencode(os.path.abspath(path))
+    try:
+        return {key: raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {key: raw.decode("utf-8", "backslashreplace"), f"{key}_b64": base64.b64encode(raw).decode("ascii")}
+
+
+def path_from_json(row: dict, key: str) -> bytes:
+    """The exact bytes of the path stored under ``key`` in a JSON row (see :func:`json_path`)."""
+    if f"{key}_b64" in row:
+        return base64.b64decode(row[f"{key}_b64"])
+    return row[key].encode("utf-8")
 
 
 def table(results) -> None:
+    """Aligned rank, distance and (escaped) path; a ``# query`` heading when there are several."""
     several = len(results) > 1
     for result in results:
+        if result.error is not None:  # reported on stderr, by the command
+            continue
         if several:
             print(f"# {printable(result.query)}")
         if not result.hits:
@@ -38,19 +56,14 @@ def table(results) -> None:
 
 
 def json_lines(results) -> None:
+    """One JSON object per hit: ``query`` and ``path`` (absolute; see :func:`json_path` for names that
+    are not UTF-8), ``rank`` and ``distance``."""
     for result in results:
+        query = json_path("query", result.query)
         for hit in result.hits:
-            print(
-                json.dumps(
-                    {
-                        "query": json_text(result.query),
-                        "rank": hit.rank,
-                        "path": json_text(hit.path),
-                        "distance": round(float(hit.distance), 6),
-                    },
-                    ensure_ascii=False,
-                )
-            )
+            row = {**query, "rank": hit.rank, **json_path("path", hit.path),
+                   "distance": round(float(hit.distance), 6)}
+            print(json.dumps(row, ensure_ascii=False))
 
 
 def paths(results, *, nul: bool) -> None:
@@ -62,3 +75,11 @@ def paths(results, *, nul: bool) -> None:
         for hit in result.hits:
             out.write(os.fsencode(hit.path) + sep)
     out.flush()
+
+
+def query_failures(results) -> int:
+    """One stderr line for each query picture that could not be read, naming it; returns how many."""
+    failed = [r for r in results if r.error is not None]
+    for result in failed:
+        print(f"imgret: error: cannot read query picture {printable(result.query)}: {result.error}", file=sys.stderr)
+    return len(failed)

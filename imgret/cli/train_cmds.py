@@ -12,10 +12,9 @@ import sys
 
 import click
 
+from imgret.cli.errors import TRAIN_INSTALL_HINT
 from imgret.errors import MissingExtraError
 from imgret.runtime.progress import Progress
-
-INSTALL_HINT = "imgret {cmd} needs PyTorch: pip install 'imgret[train]'"
 
 
 def _require_train_extra(cmd: str, modules: tuple[str, ...] = ("torch",)) -> None:
@@ -24,10 +23,7 @@ def _require_train_extra(cmd: str, modules: tuple[str, ...] = ("torch",)) -> Non
         try:
             importlib.import_module(name)
         except ImportError:
-            hint = INSTALL_HINT.format(cmd=cmd)
-            if name != "torch":
-                hint = hint.replace("PyTorch", f"PyTorch and {name}")
-            raise MissingExtraError(hint) from None
+            raise MissingExtraError(TRAIN_INSTALL_HINT.format(cmd=cmd)) from None
 
 
 def _config_option(name: str, kind: type, default, settings: dict):

@@ -10,7 +10,7 @@ import numpy as np
 
 from imgret.errors import ExportError
 from imgret.runtime.modelinfo import INPUT_NAME, OUTPUT_NAME
-from imgret.runtime.session import open_session
+from imgret.runtime.session import new_session
 
 # What "the same" means: read at each check, so a caller (or a test) can tighten them.
 MAX_ABS_DIFF = 1e-4
@@ -36,7 +36,7 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def run_onnx(model: str | os.PathLike | bytes, images: np.ndarray, batch: int = 32) -> np.ndarray:
     """Embed uint8 NHWC ``images`` with onnxruntime on the CPU (a model file or its bytes)."""
-    session = open_session(model)
+    session = new_session(model)
     parts = [session.run([OUTPUT_NAME], {INPUT_NAME: images[i: i + batch]})[0] for i in range(0, len(images), batch)]
     return np.concatenate(parts)
 

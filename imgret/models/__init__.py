@@ -57,15 +57,12 @@ def resolve(model: str | os.PathLike | None) -> tuple[str, Path]:
 def describe_bundled() -> list[dict[str, object]]:
     """One row per bundled model (for ``imgret models``): name, file, size, card and the metadata its
     ONNX file carries. Only the metadata is read: no fingerprint, no checks, no probe run."""
-    import onnxruntime as ort
-
     from imgret.runtime.modelinfo import ModelInfo
+    from imgret.runtime.session import new_session
 
     rows = []
     for m in bundled():
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        session = ort.InferenceSession(str(m.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        session = new_session(m.path)
         info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map)
         rows.append({
             "name": m.name,

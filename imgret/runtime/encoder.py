@@ -19,6 +19,7 @@ import numpy as np
 from imgret.errors import ModelError
 from imgret.runtime import imageio
 from imgret.runtime.modelinfo import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from imgret.runtime.session import new_session
 
 MAX_MODEL_BYTES = 512 * 1024 * 1024
 
@@ -49,15 +50,8 @@ class Encoder:
         self.path = path
         self.name = name or path.stem
         self.fingerprint = file_sha256(path)
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+            self.session = new_session(path, threads=threads)
         except Exception as exc:
             raise ModelError(f"{path}: onnxruntime cannot load this model ({_first_line(exc)})") from exc
         props = self.session.get_modelmeta().custom_metadata_map

@@ -207,16 +207,21 @@ def evaluate(  # noqa: PLR0913 - mirrors the options of `imgret eval`
 
 def worst_queries(report: EvalReport, vectors, count: int, *, hits: int = 6) -> list[QueryResult]:
     """The ``count`` queries with the lowest average precision, worst first, each with its top
-    ``hits`` database pictures (for ``imgret eval --montage-worst``).
+    ``hits`` database pictures (for ``imgret eval --montage-worst``). A query that is itself in the
+    database is left out of its own row, as it is left out of its own scores.
 
     ``vectors`` is the fourth value :func:`evaluate` returns.
     """
     db_vecs, db_paths, q_vecs, q_paths = vectors
+    db_index = {p: j for j, p in enumerate(db_paths)}
     ap = report.per_query_ap
     worst = sorted(range(len(ap)), key=lambda i: ap[i][1])[:count]
     results = []
     for i in worst:
         dist = distances(q_vecs[i:i + 1], db_vecs, report.metric)[0]
-        order = np.argsort(dist, kind="stable")[:hits]
+        itself = db_index.get(q_paths[i])
+        if itself is not None:
+            dist[itself] = np.inf
+        order = np.argsort(dist, kind="stable")[:min(hits, len(dist) - (itself is not None))]
         results.append(QueryResult(q_paths[i], [Hit(r, db_paths[j], float(dist[j])) for r, j in enumerate(order, 1)]))
     return results

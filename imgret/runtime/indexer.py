@@ -121,7 +121,7 @@ class Indexer:
             try:
                 st = os.stat(p)
             except OSError as exc:
-                report.skip(p, "missing" if isinstance(exc, FileNotFoundError) else "unreadable")
+                report.pass_over(p, "missing" if isinstance(exc, FileNotFoundError) else "unreadable")
                 continue
             todo.append(Found(p, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)))
         self._embed_all(todo, report, progress=None, workers=0)
@@ -156,14 +156,15 @@ class Indexer:
             if isinstance(item, Skipped):
                 if item.reason in ("permission-denied", "unreadable") and os.path.isdir(item.path):
                     unreadable_dirs.append(item.path)
-                report.skip(item.path, item.reason)
+                report.pass_over(item.path, item.reason)  # never recorded: `info` does not count it
                 continue
             row = self.catalogue.lookup(item.path)
             if row is not None and row.matches(item.size, item.mtime_ns):
                 if row.status == "ok":
                     report.unchanged += 1
-                else:
+                else:  # still recorded as skipped: counted with its reason, as `imgret info` counts it
                     report.previously_skipped += 1
+                    report.skip(item.path, row.reason or "unreadable")
                 continue
             todo.append(item)
         return todo, seen, unreadable_dirs
@@ -190,9 +191,11 @@ class Indexer:
     def _take(self, batcher: EmbedBatcher, report: IndexReport, prep: Prepared, found: Found) -> None:
         """Skip, reuse a stored vector with the same content, or queue one prepared file for embedding."""
         if prep.pixels is None:
-            if prep.reason not in RETRY_REASONS:
-                self.catalogue.put_skipped(found.path, found.size, found.mtime_ns, prep.reason or "unreadable",
-                                           prep.sha256)
+            if prep.reason in RETRY_REASONS:
+                report.pass_over(found.path, prep.reason)  # not recorded, so tried again next run
+                return
+            self.catalogue.put_skipped(found.path, found.size, found.mtime_ns, prep.reason or "unreadable",
+                                       prep.sha256)
             report.skip(found.path, prep.reason or "unreadable")
             return
         if prep.sha256 and any(p.sha256 == prep.sha256 for p, _ in batcher.tags()):

@@ -147,7 +147,8 @@ class Library:
         """The ``n`` most similar library pictures for each query picture (path, PIL image or array).
 
         A path that is in the library and unchanged uses its stored vector; anything else is embedded.
-        The query's own entry is left out unless ``include_self``.
+        The query's own entry is left out unless ``include_self``. A query picture that cannot be read
+        gets a result with no hits and its ``error``; the others are still answered.
         """
         return search.query(self.vector_file, self.encoder, images, n, include_self=include_self)
 

@@ -17,6 +17,9 @@ CAPTION_HEIGHT = 22
 PAD = 6
 QUERY_COLOUR = (200, 40, 40)
 BACKGROUND = (245, 245, 245)
+# The montage's format follows its file's suffix; nothing else is written.
+FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
+MONTAGE_SUFFIXES = tuple(FORMATS)
 
 
 def _thumb(source, size: int) -> Image.Image:
@@ -45,8 +48,13 @@ def _font(px: int):
 def make_montage(results: Sequence, out_path: str | os.PathLike, *, thumb: int = 160, columns: int | None = None) -> str:
     """Write one image: a row per :class:`~imgret.runtime.library.QueryResult`, query first (red frame).
 
-    Returns the path written. The format follows the file suffix (PNG, JPEG, WebP).
+    Returns the path written. The format follows the file suffix (:data:`MONTAGE_SUFFIXES`: JPEG,
+    PNG, WebP); any other suffix raises ``ValueError`` before anything is drawn.
     """
+    out = os.fspath(out_path)
+    fmt = FORMATS.get(os.path.splitext(out)[1].lower())
+    if fmt is None:
+        raise ValueError(f"{out}: a montage's suffix must be one of {', '.join(MONTAGE_SUFFIXES)}")
     rows = list(results)
     if not rows:
         raise ValueError("nothing to draw: no query results")
@@ -66,9 +74,6 @@ def make_montage(results: Sequence, out_path: str | os.PathLike, *, thumb: int =
             if is_query:
                 draw.rectangle([x - 2, y - 2, x + thumb + 1, y + thumb + 1], outline=QUERY_COLOUR, width=3)
             draw.text((x + 2, y + thumb + 4), caption, fill=(20, 20, 20), font=font)
-    out = os.fspath(out_path)
-    ext = os.path.splitext(out)[1].lower()
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(ext, "PNG")
     options = {"quality": 90} if fmt == "JPEG" else {}
     atomic.write_with(out, lambda fh: sheet.save(fh, format=fmt, **options))
     return out

@@ -4,7 +4,10 @@ Recursive and deterministic (sorted by name); hidden files and folders and Apple
 are skipped; symbolic links are followed inside the tree, out of it only when ``follow_outside`` is
 true, and never in loops; each real file (device, inode) is yielded once, so hard links and links
 to a file already seen are not embedded twice. Things that look like pictures but cannot be read are
-reported as :class:`Skipped` with a reason instead of raising.
+reported as :class:`Skipped` with a reason instead of raising. Which files are pictures is decided by
+the name's suffix (:func:`imgret.runtime.imageio.has_image_suffix`); the format itself is then read
+from the content. Files with other suffixes are reported as :class:`NotAPicture`, so that a summary can
+say how many were passed over and why.
 """
 
 from __future__ import annotations
@@ -35,6 +38,19 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class NotAPicture(Skipped):
+    """A file whose name has no picture suffix, passed over without being opened (suffix, not
+    content, decides which files are read). ``reason`` is its suffix in lower case (``.txt``), or
+    ``(no suffix)``, so a summary can count them by suffix."""
+
+
+def suffix_label(name: str) -> str:
+    """``.txt`` for ``notes.TXT``; ``(no suffix)`` for ``README``."""
+    suffix = os.path.splitext(name)[1].lower()
+    return suffix if suffix else "(no suffix)"
+
+
 def is_hidden(name: str) -> bool:
     """Hidden by Unix convention (leading dot), which also covers macOS ``._*`` AppleDouble files."""
     return name.startswith(".")
@@ -58,7 +74,7 @@ def scan(
         if has_image_suffix(root):
             yield Found(root, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino))
         else:
-            yield Skipped(root, "not-an-image-suffix")
+            yield NotAPicture(root, suffix_label(root))
         return
     yield from _Walk(root, st, follow_outside, exclude).run()
 
@@ -94,7 +110,8 @@ class _Walk:
             stack.extend(reversed(subdirs))
 
     def _visit(self, entry: os.DirEntry) -> Found | Skipped | str | None:
-        """A picture, a skip, a folder to enter (its path) or ``None`` (not a picture: ignored)."""
+        """A picture, a skip (a :class:`NotAPicture` for another suffix), a folder to enter (its path) or
+        ``None`` (an excluded folder)."""
         path = entry.path
         try:
             is_link = entry.is_symlink()
@@ -109,7 +126,7 @@ class _Walk:
         if stat.S_ISDIR(st.st_mode):
             return self._folder(path, key, is_link)
         if not has_image_suffix(entry.name):
-            return None
+            return NotAPicture(path, suffix_label(entry.name))
         if not stat.S_ISREG(st.st_mode):
             return Skipped(path, "not-a-file")
         if key in self.seen_files:

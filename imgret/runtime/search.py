@@ -39,14 +39,23 @@ def query(
     vector_file: VectorFile, encoder: Encoder, images: Iterable, n: int, *, include_self: bool = False
 ) -> list[QueryResult]:
     """The ``n`` nearest library pictures for each query (path, PIL image or array), searched in
-    ``vector_file`` (its catalogue names the hits and holds stored query vectors)."""
+    ``vector_file`` (its catalogue names the hits and holds stored query vectors).
+
+    A query picture that cannot be read does not stop the others: its result has no hits and says
+    why in ``error`` (see :class:`~imgret.runtime.results.QueryResult`).
+    """
     catalogue = vector_file.catalogue
     if n < 1:
         raise ValueError("the number of results must be at least 1")
     index = vector_file.searchable()
     results = []
     for source in images:
-        label, vec, self_key = query_vector(catalogue, encoder, source)
+        try:
+            label, vec, self_key = query_vector(catalogue, encoder, source)
+        except ImageError as exc:
+            label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<image>"
+            results.append(QueryResult(label, [], error=str(exc), reason=exc.reason))
+            continue
         found = vectors.search(index, vec[None, :], n + (0 if include_self else 1))[0]
         skip = None if include_self else self_key
         results.append(QueryResult(label, _hits(catalogue, encoder.metric, found, skip, n)))
@@ -82,10 +91,7 @@ def query_vector(catalogue: Catalogue, encoder: Encoder, source) -> tuple[str, n
         vec = catalogue.vector(row.key) if unchanged else None
         if vec is not None:
             return os.fspath(source), vec, row.key
-    try:
-        pixels = imageio.load(path, encoder.size)
-    except ImageError as exc:  # say which picture: a query may name many
-        raise ImageError(f"cannot read query picture: {exc}", exc.reason) from exc
+    pixels = imageio.load(path, encoder.size)  # an ImageError here is reported beside the picture's name
     return os.fspath(source), encoder.embed_arrays(pixels[None])[0], row.key if row else None
 
 

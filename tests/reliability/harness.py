@@ -91,12 +91,16 @@ def meta(libdir: Path) -> dict[str, str]:
 
 
 def skipped_in_summary(stderr: str) -> dict[str, str]:
-    """Parse ``index --verbose`` output into {printed path: reason}."""
+    """Parse ``index --verbose`` output into {printed path: reason}: the files recorded as skipped and
+    those passed over for a reason (links, files that could not be opened), not those passed over
+    for their suffix."""
     out: dict[str, str] = {}
     reason = None
     for line in stderr.splitlines():
-        if line.startswith("  skipped "):
-            reason = line.split(": ", 1)[1].strip()
+        if line.startswith(("  skipped ", "  passed over ")):
+            reason = line.split(": ", 1)[1].split(" (", 1)[0].strip()
+            if reason.startswith((".", "(")):  # another suffix: not a picture at all
+                reason = None
         elif line.startswith("    ") and reason is not None:
             out[line[4:]] = reason
         else:

@@ -18,7 +18,7 @@ def test_missing_torch_gives_one_line_install_hint(command, tmp_path, monkeypatc
     args = [str(tmp_path)] + (["-o", str(tmp_path / "m.onnx")] if command == "export" else [])
     result = imgret(command, *args)
     assert result.code == 1
-    assert "pip install 'imgret[train]'" in result.stderr
+    assert "pip install torch==2.13.0" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 

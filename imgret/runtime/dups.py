@@ -210,8 +210,9 @@ def _near_pairs(vecs: np.ndarray, threshold: float, metric: str, k: int, threads
         r, c = np.nonzero(keep)
         src.append(rows[r, 0])
         dst.append(found[r, c])
-        full = counts == k + 1  # with fewer than k others found there is no surrounding to compare with
-        scale[start:stop][full] = dists[full, k]
+        if count == k + 1:  # with fewer than k others there is no surrounding to compare with
+            full = counts == count
+            scale[start:stop][full] = dists[full, k]
         if progress is not None:
             progress(stop, n, "neighbours")
     return (np.concatenate(src).astype(np.int64), np.concatenate(dst).astype(np.int64)), scale

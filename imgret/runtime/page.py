@@ -77,9 +77,12 @@ def dups_section(groups: Iterable[DupGroup], path_of: Callable[[int], PagePath],
         tiles = []
         for m in group.members:
             if m.key == group.keep:
-                tiles.append(Tile(path_of(m.key), "keep", "keep"))
+                caption, mark = "keep", "keep"
             else:
-                tiles.append(Tile(path_of(m.key), "identical" if m.identical else f"{m.distance_to_keep:.4f}"))
+                caption, mark = ("identical" if m.identical else f"{m.distance_to_keep:.4f}"), ""
+            if m.facts is not None:
+                caption += f"  {m.facts.pixels / 1e6:.2f} MP, {m.facts.bytes / 1e3:.0f} kB"
+            tiles.append(Tile(path_of(m.key), caption, mark))
         rows.append(Row(f"group {n}: {len(group)} files", tiles))
     return Section(heading, rows, note="The framed picture is the one to keep; imgret never deletes.")
 
@@ -205,7 +208,7 @@ def _figure(tile: Tile, thumb: str) -> str:
     esc = html.escape
     shown = display_path(tile.path)
     mark = f' class="{esc(tile.mark)}"' if tile.mark else ""
-    label = f'<span class="mark">{esc(tile.mark)}</span> ' if tile.mark and tile.mark != tile.caption else ""
+    label = f'<span class="mark">{esc(tile.mark)}</span> ' if tile.mark and not tile.caption.startswith(tile.mark) else ""
     return (f'<figure{mark}><a href="{esc(file_url(tile.path))}"><img src="{THUMB_FOLDER}/{esc(thumb)}" '
             f'alt="{esc(shown)}" title="{esc(shown)}"></a>'
             f"<figcaption>{label}{esc(tile.caption)}<br>{esc(os.path.basename(shown))}</figcaption></figure>")

@@ -34,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import neardup  # noqa: E402  (puts the repo on sys.path through benchmarks/photos.py)
 import photos as photo_source  # noqa: E402
 
-from imgret.runtime.dups import DEFAULT_RATIO, distance, find_duplicates, neighbour_scale  # noqa: E402
+from imgret.runtime.dups import DEFAULT_RATIO, distance, find_duplicates  # noqa: E402
 from imgret.runtime.encoder import Encoder  # noqa: E402
+from imgret.runtime.neighbour_graph import neighbour_scale  # noqa: E402
 
 TABLE_THRESHOLDS = (0.01, 0.02, 0.03, 0.05, 0.06, 0.08, 0.10, 0.12, 0.15, 0.20, 0.30)
 

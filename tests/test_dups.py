@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgret.runtime import dups
+from imgret.runtime import dups, neighbour_graph
 from imgret.runtime.dups import FileFacts, facts_from_arrays, find_duplicates
 from imgret.runtime.filefacts import file_facts, pixel_count
 
@@ -139,7 +139,7 @@ def test_min_size_and_empty_input():
 
 def test_hnsw_path_finds_the_same_groups(monkeypatch):
     keys, vecs, expected = library(600, [2, 1])
-    monkeypatch.setattr(dups, "EXACT_SEARCH_LIMIT", 100)  # force the graph search
+    monkeypatch.setattr(neighbour_graph, "EXACT_SEARCH_LIMIT", 100)  # force the graph search
     groups = find_duplicates(keys, vecs, threshold=0.02)
     assert sorted(map(sorted, key_sets(groups))) == sorted(map(sorted, expected))
 

@@ -1,15 +1,16 @@
 """Groups of copies among a library's pictures, from their vectors and content hashes alone.
 
 Files with the same content hash are one picture and group at no cost: only one vector per hash is
-searched. Near copies come from a nearest-neighbour graph: every vector asks usearch for its
-``neighbours`` nearest (exact below :data:`EXACT_SEARCH_LIMIT` vectors, HNSW above, all cores), and
-only pairs under the threshold are kept, so no all-pairs matrix is ever made.
+searched. Near copies come from a nearest-neighbour graph (:mod:`imgret.runtime.neighbour_graph`):
+every vector asks usearch for its ``neighbours`` nearest, and only pairs under the threshold are
+kept, so no all-pairs matrix is ever made.
 
 A pair must also stand out from its surroundings: its distance must be at most ``ratio`` times the
 distance at which either picture's ``neighbours``-th nearest lies (Lowe's ratio test, in effect).
 Plain pictures (sky, a white wall, a dark frame) sit close to many others and pass a fixed threshold
 with strangers; a copy is far closer to its original than anything else is. On the near-duplicate
-benchmark this took pairwise precision at recall 0.95 from 0.77 to 1.00 (``benchmarks/README.md``).
+benchmark, at a threshold of 0.10, it took pairwise precision from 0.78 to 1.00 for a recall of 0.95
+instead of 0.96 (``benchmarks/README.md``).
 
 Pairs under the threshold are not simply chained together: A close to B and B close to C says nothing
 about A and C, and two different pictures joined through a middle one is the classic failure of
@@ -28,19 +29,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from imgret.runtime.filefacts import FileFacts
+from imgret.runtime.neighbour_graph import DEFAULT_NEIGHBOURS, comparable, near_pairs
 from imgret.runtime.progress import ProgressCallback
 from imgret.runtime.vectors import USEARCH_METRIC
 
-DEFAULT_NEIGHBOURS = 16
 DEFAULT_RATIO = 0.5
 FULL_MATRIX_LIMIT = 2048
-SEARCH_BATCH = 8192
-# All-against-all exact search is quadratic: on 2 cores usearch's brute force took 8 s for 10,000
-# vectors against 4 s for building and searching the HNSW graph below, so the graph starts far sooner
-# here than for queries (vectors.EXACT_SEARCH_LIMIT). Copies are each other's nearest neighbours, which
-# even a lightly built graph finds (recall of the 17 nearest 0.997 at 20,000 vectors).
-EXACT_SEARCH_LIMIT = 4096
-HNSW_EXPANSION = 32
 
 
 @dataclass(frozen=True)
@@ -98,8 +92,8 @@ def find_duplicates(
     keys = np.asarray(keys, dtype=np.uint64)
     vecs = _checked(keys, vectors, hashes, metric, threshold)
     reps, owner = _representatives(len(keys), hashes)
-    rep_vecs = _comparable(vecs[reps], metric)
-    edges, scale = _near_pairs(rep_vecs, threshold, metric, neighbours, threads, progress)
+    rep_vecs = comparable(vecs[reps], metric)
+    edges, scale = near_pairs(rep_vecs, threshold, metric, neighbours, threads, progress)
     rule = _PairRule(rep_vecs, metric, threshold, ratio, scale)
     edges = rule.filter(edges)
     rep_groups = []
@@ -121,14 +115,6 @@ def facts_from_arrays(keys: np.ndarray, pixels: Sequence[int], sizes: Sequence[i
     """A ``facts`` callable for :func:`find_duplicates` from arrays aligned with ``keys``."""
     table = {int(k): FileFacts(int(p), int(b), float(t)) for k, p, b, t in zip(keys, pixels, sizes, mtimes)}
     return table.__getitem__
-
-
-def neighbour_scale(vectors: np.ndarray, *, metric: str = "cosine", neighbours: int = DEFAULT_NEIGHBOURS,
-                    threads: int = 0) -> np.ndarray:
-    """Each row's distance to its ``neighbours``-th nearest other row (inf when there are too few rows):
-    the scale :func:`find_duplicates` compares a pair's distance with when ``ratio`` is set."""
-    vecs = _comparable(np.ascontiguousarray(vectors, dtype=np.float32), metric)
-    return _near_pairs(vecs, 0.0, metric, neighbours, threads, None)[1]
 
 
 def distance(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
@@ -157,17 +143,6 @@ def _checked(keys, vectors, hashes, metric: str, threshold: float) -> np.ndarray
     return vecs
 
 
-def _comparable(vecs: np.ndarray, metric: str) -> np.ndarray:
-    """Cosine distance is ``1 - dot`` only for unit rows; rows that are not (within float error) are
-    normalised here, in a copy, so a caller's stray vector cannot make a distance negative."""
-    if metric != "cosine" or len(vecs) == 0:
-        return vecs
-    norms = np.linalg.norm(vecs, axis=1)
-    if np.all(np.abs(norms - 1.0) < 1e-3):
-        return vecs
-    return (vecs / np.maximum(norms, 1e-12)[:, None]).astype(np.float32)
-
-
 def _representatives(n: int, hashes) -> tuple[np.ndarray, np.ndarray]:
     """One index per distinct hash (the first), and for every index the position of its representative."""
     owner = np.empty(n, dtype=np.int64)
@@ -191,37 +166,6 @@ def _siblings(owner: np.ndarray, n_reps: int) -> list[np.ndarray]:
     order = np.argsort(owner, kind="stable")
     bounds = np.searchsorted(owner[order], np.arange(n_reps + 1))
     return [order[bounds[r]:bounds[r + 1]] for r in range(n_reps)]
-
-
-def _near_pairs(vecs: np.ndarray, threshold: float, metric: str, k: int, threads: int,
-                progress: ProgressCallback | None) -> tuple[np.ndarray, np.ndarray]:
-    """Edges ``(i, j)``, ``i != j``, where ``j`` is among ``i``'s ``k`` nearest and within the threshold.
-
-    Queries run in batches so memory holds one batch of results, not ``n x k`` of them.
-    """
-    n = len(vecs)
-    scale = np.full(n, np.inf, dtype=np.float32)
-    if n < 2:
-        return (np.zeros(0, np.int64), np.zeros(0, np.int64)), scale
-    count = min(k + 1, n)  # each vector finds itself first
-    search = _searcher(vecs, metric, threads)
-    slack = 1e-5  # usearch's float arithmetic differs from ours in the last bits; ours decides later
-    src, dst = [], []
-    for start in range(0, n, SEARCH_BATCH):
-        stop = min(start + SEARCH_BATCH, n)
-        found, dists, counts = search(vecs[start:stop], count)
-        rows = np.arange(start, stop)[:, None]
-        valid = np.arange(found.shape[1])[None, :] < counts[:, None]
-        keep = valid & (dists <= threshold + slack) & (found != rows)
-        r, c = np.nonzero(keep)
-        src.append(rows[r, 0])
-        dst.append(found[r, c])
-        if count == k + 1:  # with fewer than k others there is no surrounding to compare with
-            full = counts == count
-            scale[start:stop][full] = dists[full, k]
-        if progress is not None:
-            progress(stop, n, "neighbours")
-    return (np.concatenate(src).astype(np.int64), np.concatenate(dst).astype(np.int64)), scale
 
 
 class _PairRule:
@@ -251,33 +195,6 @@ class _PairRule:
         if self.limit is not None:
             good &= d <= np.minimum(self.limit[src], self.limit[dst])
         return src[good], dst[good]
-
-
-def _searcher(vecs: np.ndarray, metric: str, threads: int):
-    """``search(queries, count) -> (keys, distances, counts)``: a brute-force scan below the exact
-    limit (no graph to build), an HNSW index above it."""
-    from usearch.index import Index, search
-
-    kind = USEARCH_METRIC[metric]
-    if len(vecs) <= EXACT_SEARCH_LIMIT:
-        def exact(queries, count):
-            res = search(vecs, queries, count, kind, exact=True, threads=threads)
-            return _unpack(res, len(queries), count)
-        return exact
-    index = Index(ndim=vecs.shape[1], metric=kind, dtype="f32", expansion_add=HNSW_EXPANSION,
-                  expansion_search=HNSW_EXPANSION)
-    index.add(np.arange(len(vecs), dtype=np.uint64), vecs, threads=threads)
-
-    def approximate(queries, count):
-        return _unpack(index.search(queries, count, threads=threads), len(queries), count)
-    return approximate
-
-
-def _unpack(res, n_queries: int, count: int):
-    found = np.atleast_2d(res.keys).astype(np.int64)
-    dists = np.atleast_2d(res.distances)
-    counts = np.atleast_1d(getattr(res, "counts", np.full(n_queries, count)))
-    return found, dists, counts
 
 
 def _components(n: int, edges: tuple[np.ndarray, np.ndarray]) -> list[np.ndarray]:

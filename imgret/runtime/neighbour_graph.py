@@ -19,7 +19,8 @@ SEARCH_BATCH = 8192
 # here than for queries (vectors.EXACT_SEARCH_LIMIT). Copies are each other's nearest neighbours, which
 # even a lightly built graph finds (recall of the 17 nearest 0.997 at 20,000 vectors).
 EXACT_SEARCH_LIMIT = 4096
-HNSW_EXPANSION = 32
+HNSW_EXPANSION_ADD = 32
+HNSW_EXPANSION_SEARCH = 32
 
 
 def neighbour_scale(vectors: np.ndarray, *, metric: str = "cosine", neighbours: int = DEFAULT_NEIGHBOURS,
@@ -84,8 +85,8 @@ def _searcher(vecs: np.ndarray, metric: str, threads: int):
             res = search(vecs, queries, count, kind, exact=True, threads=threads)
             return _unpack(res, len(queries), count)
         return exact
-    index = Index(ndim=vecs.shape[1], metric=kind, dtype="f32", expansion_add=HNSW_EXPANSION,
-                  expansion_search=HNSW_EXPANSION)
+    index = Index(ndim=vecs.shape[1], metric=kind, dtype="f32", expansion_add=HNSW_EXPANSION_ADD,
+                  expansion_search=HNSW_EXPANSION_SEARCH)
     index.add(np.arange(len(vecs), dtype=np.uint64), vecs, threads=threads)
 
     def approximate(queries, count):

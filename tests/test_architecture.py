@@ -145,3 +145,18 @@ def test_no_pickle_anywhere_in_imgret():
         for call in (*_calls(tree, "np.load"), *_calls(tree, "numpy.load")):
             kw = {k.arg: ast.unparse(k.value) for k in call.keywords}
             assert kw.get("allow_pickle", "False") == "False", f"{module}: np.load with allow_pickle"
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_every_function_in_imgret_fits_on_a_screen():
+    """Issue 11: no function in imgret/ over 60 lines (decorators and docstring included)."""
+    too_long = []
+    for name, path in module_files().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    too_long.append(f"{name}.{node.name}: {lines} lines")
+    assert not too_long, too_long

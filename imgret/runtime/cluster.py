@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,7 @@ CHUNK = 32  # files per task: large enough that a task's overhead is small besid
 AHEAD = 2  # tasks submitted per worker thread beyond the ones running
 PROBE_SAMPLE = 8  # files every worker must read before any task is sent
 CONNECT_SECONDS = 30
+CLOSE_SECONDS = 5
 
 
 def _distributed():
@@ -64,11 +66,12 @@ def open_cluster(address: str | None) -> Iterator[ClusterSource | None]:
         try:
             yield ClusterSource(client, address)
         finally:
+            # Bounded: after a lost scheduler, closing would otherwise wait out Dask's long timeouts.
             with contextlib.suppress(Exception):
-                client.close()
+                client.close(timeout=CLOSE_SECONDS)
             if local is not None:
                 with contextlib.suppress(Exception):
-                    local.close()
+                    local.close(timeout=CLOSE_SECONDS)
     finally:
         log.setLevel(level)
 
@@ -99,7 +102,10 @@ def _start_local(distributed, address: str):
     import dask
 
     # spawn, not fork: a forked child of a process that imported usearch hangs in `import onnxruntime`.
-    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
+    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}), warnings.catch_warnings():
+        # No dashboard is started, but the scheduler's small HTTP server falls back to a free port when
+        # another cluster holds the default one, and says so: not worth a line on the user's screen.
+        warnings.filterwarnings("ignore", message="Port .* is already in use")
         local = distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
                                          dashboard_address=None, silence_logs=logging.CRITICAL)
     return distributed.Client(local, set_as_default=False), local

@@ -45,10 +45,12 @@ def index_command(folders, library, model, rebuild, workers, cluster, follow_lin
       imgret index ./photos --library ./photos.imgret --model my-encoder.onnx
       imgret index /mnt/photos --cluster tcp://scheduler:8786
     """
+    from imgret.runtime.batching import encoder_threads
     from imgret.runtime.cluster import open_cluster
     from imgret.runtime.library import Library
 
-    with Library.open_writable(library_folder(library), model=model, rebuild=rebuild) as lib, \
+    threads = None if cluster else encoder_threads(workers)
+    with Library.open_writable(library_folder(library), model=model, rebuild=rebuild, threads=threads) as lib, \
             open_cluster(cluster) as remote:
         source = remote.for_encoder(lib.encoder) if remote else None
         for folder in folders:

@@ -45,3 +45,7 @@ class TrainingError(ImgretError):
 
 class ExportError(ModelError):
     """Export failed, for example because ONNX and PyTorch disagree; no file is left behind."""
+
+
+class ClusterError(ImgretError):
+    """A Dask cluster cannot be used: unreachable, a worker cannot read the pictures, or it went away."""

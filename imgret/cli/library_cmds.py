@@ -26,11 +26,15 @@ from imgret.runtime.progress import Progress
 @library_option
 @model_option
 @click.option("--rebuild", is_flag=True, help="Forget everything and re-embed with the (new) model.")
-@click.option("--workers", type=click.IntRange(0, 64), default=None, help="Decoding processes (default: CPU count).")
+@click.option("--workers", type=click.IntRange(0, 256), default=None,
+              help="Decoding processes (default: the CPU cores; 0 or 1: decode in this process).")
+@click.option("--cluster", metavar="ADDRESS", default=None,
+              help="Embed on a Dask cluster (tcp://scheduler:8786) or a local one of N processes (local:N); "
+                   "needs the cluster extra. This process still writes the library.")
 @click.option("--follow-links", is_flag=True, help="Also follow symbolic links that point outside the folder.")
 @click.option("--verbose", "-v", is_flag=True, help="List every skipped and passed-over file under its reason.")
 @progress_option
-def index_command(folders, library, model, rebuild, workers, follow_links, verbose, progress):  # noqa: PLR0913 - one parameter per CLI option
+def index_command(folders, library, model, rebuild, workers, cluster, follow_links, verbose, progress):  # noqa: PLR0913 - one parameter per CLI option
     """Add the pictures in FOLDERS to the library, embedding only what is new or changed.
 
     The first run embeds everything; later runs embed only new or modified files, reuse vectors of
@@ -43,14 +47,20 @@ def index_command(folders, library, model, rebuild, workers, follow_links, verbo
     Example:
       imgret index ~/Pictures
       imgret index ./photos --library ./photos.imgret --model my-encoder.onnx
+      imgret index /mnt/photos --cluster tcp://scheduler:8786
     """
+    from imgret.runtime.batching import encoder_threads
+    from imgret.runtime.cluster import open_cluster
     from imgret.runtime.library import Library
 
-    with Library.open_writable(library_folder(library), model=model, rebuild=rebuild) as lib:
+    threads = None if cluster else encoder_threads(workers)
+    with Library.open_writable(library_folder(library), model=model, rebuild=rebuild, threads=threads) as lib, \
+            open_cluster(cluster) as remote:
+        source = remote.for_encoder(lib.encoder) if remote else None
         for folder in folders:
             bar = Progress(f"indexing {os.path.basename(os.path.abspath(folder)) or folder}", enabled=progress)
             try:
-                report = lib.index(folder, progress=bar, workers=workers, follow_outside=follow_links)
+                report = lib.index(folder, progress=bar, workers=workers, follow_outside=follow_links, source=source)
             finally:
                 bar.close()
             _summary(folder, report, verbose)

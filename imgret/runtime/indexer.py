@@ -11,10 +11,11 @@ Crash tests steer where a run dies through the environment (see :class:`_Faults`
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -33,6 +34,9 @@ COMMIT_SECONDS = 10.0
 # Skips not remembered in the catalogue, so the next run tries again: fixing a file's permissions
 # changes neither its size nor its mtime, and a remembered skip would never be retried.
 RETRY_REASONS = ("missing", "permission-denied", "unreadable")
+# Where prepared files come from: ``source(paths, size)`` yields one Prepared per path, in order. The
+# default decodes in local worker processes; a cluster (imgret.runtime.cluster) decodes and embeds remotely.
+PreparedSource = Callable[[list[str], int], Iterable[Prepared]]
 
 
 def _env_int(name: str, default: int) -> int:
@@ -94,16 +98,20 @@ class Indexer:
 
     def index_folder(
         self, root, *, progress: ProgressCallback | None = None, workers: int | None = None,
-        follow_outside: bool = False,
+        follow_outside: bool = False, source: PreparedSource | None = None,
     ) -> IndexReport:
-        """Bring the catalogue up to date with every picture under ``root``; returns what was done."""
+        """Bring the catalogue up to date with every picture under ``root``; returns what was done.
+
+        ``source`` replaces the local decode workers (``workers`` is then unused), e.g. by a cluster's.
+        """
         start = time.monotonic()
         report = IndexReport()
         root_abs = os.path.abspath(os.fspath(root))
         if not os.path.exists(root_abs):
             raise LibraryError(f"no such file or folder: {os.fspath(root)}")
         todo, seen, unreadable_dirs = self._changed(root_abs, report, follow_outside)
-        self._embed_all(todo, report, progress=progress, workers=workers)
+        source = source or functools.partial(prepared_stream, workers=workers)
+        self._embed_all(todo, report, progress=progress, source=source)
         report.removed = self._remove_vanished(root_abs, seen, unreadable_dirs)
         self.faults.at("before-final-commit")
         self._commit()
@@ -124,7 +132,7 @@ class Indexer:
                 report.pass_over(p, "missing" if isinstance(exc, FileNotFoundError) else "unreadable")
                 continue
             todo.append(Found(p, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)))
-        self._embed_all(todo, report, progress=None, workers=0)
+        self._embed_all(todo, report, progress=None, source=functools.partial(prepared_stream, workers=0))
         self._commit()
         report.vector_file = self.vector_file.refresh()
         return report
@@ -169,12 +177,12 @@ class Indexer:
             todo.append(item)
         return todo, seen, unreadable_dirs
 
-    def _embed_all(self, todo: list[Found], report: IndexReport, *, progress, workers) -> None:
+    def _embed_all(self, todo: list[Found], report: IndexReport, *, progress, source: PreparedSource) -> None:
         by_path = {f.path: f for f in todo}
         batcher: EmbedBatcher[tuple[Prepared, Found]] = EmbedBatcher(
             self.encoder, lambda tag, vec: self._store(report, tag[0], tag[1], vec))
         since_commit, last_commit = 0, time.monotonic()
-        for done, prep in enumerate(prepared_stream(list(by_path), self.encoder.size, workers), 1):
+        for done, prep in enumerate(source(list(by_path), self.encoder.size), 1):
             self._take(batcher, report, prep, by_path[prep.path])
             since_commit += 1
             if progress:
@@ -190,7 +198,7 @@ class Indexer:
 
     def _take(self, batcher: EmbedBatcher, report: IndexReport, prep: Prepared, found: Found) -> None:
         """Skip, reuse a stored vector with the same content, or queue one prepared file for embedding."""
-        if prep.pixels is None:
+        if not prep.ok:
             if prep.reason in RETRY_REASONS:
                 report.pass_over(found.path, prep.reason)  # not recorded, so tried again next run
                 return
@@ -204,6 +212,8 @@ class Indexer:
         if reuse is not None and reuse.shape == (self.encoder.dim,):
             report.reused += 1
             self._store(report, prep, found, reuse)
+        elif prep.vector is not None:  # embedded by a cluster worker
+            self._store(report, prep, found, prep.vector)
         else:
             batcher.add((prep, found), prep.pixels)
 

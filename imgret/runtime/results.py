@@ -34,7 +34,8 @@ class IndexReport:
     skipped: dict[str, list[str]] = field(default_factory=dict)
     previously_skipped: int = 0
     seconds: float = 0.0
-    vector_file: str = ""  # what the run did to vectors.usearch: "fresh", "updated" or "rebuilt"
+    vector_file: str = ""  # what the run did to the vector file: "fresh", "pending", "updated" or "rebuilt"
+    vectors_lost: int = 0  # pictures read again because the vector file was damaged
 
     def skip(self, path: str, reason: str) -> None:
         """Record that ``path`` was skipped for ``reason``."""

@@ -118,6 +118,7 @@ class Library:
             raise
         lib = cls(folder, catalogue, encoder, lock=lock)
         lib.vector_file.full_check = unclean  # the last writer died: check the whole vector file
+        lib.vector_file.remove_unused()  # files a killed writer left: temporary or never recorded
         return lib
 
     @property

@@ -19,7 +19,7 @@ import os
 import numpy as np
 
 from imgret.errors import LibraryError
-from imgret.runtime import vectors
+from imgret.runtime import atomic, vectors
 from imgret.runtime.catalogue import Catalogue
 
 MAX_PENDING = 2000
@@ -192,7 +192,9 @@ class VectorFile:
         self.remove_unused()
 
     def remove_unused(self) -> None:
-        """Delete vector files the catalogue no longer names (readers that mapped one keep it)."""
+        """Delete vector files the catalogue no longer names (readers that mapped one keep it) and
+        temporary files of killed saves. Only the writer calls this."""
+        atomic.remove_stale_temps(self.folder, "vectors")  # ".vectors-*.tmp": this and older formats
         rec = self.record()
         current = rec[0] if rec else None
         for entry in os.listdir(self.folder):

@@ -198,7 +198,8 @@ class Catalogue:
         return rid
 
     def _rebase(self, old: int, prefix: bytes, new: int) -> None:
-        self.db.execute("UPDATE files SET root = ?, path = ? || path WHERE root = ?", (new, prefix, old))
+        # ``||`` yields TEXT in SQLite: cast back, paths are BLOBs of the OS's exact bytes.
+        self.db.execute("UPDATE files SET root = ?, path = CAST(? || path AS BLOB) WHERE root = ?", (new, prefix, old))
 
     def _rebase_absolute(self, raw: bytes, rid: int) -> None:
         start = raw + SEP
@@ -220,7 +221,7 @@ class Catalogue:
                 moved += 1
         start = old_raw + SEP
         cur = self.db.execute(
-            "UPDATE files SET path = ? || substr(path, ?) WHERE root = ? AND substr(path, 1, ?) = ?",
+            "UPDATE files SET path = CAST(? || substr(path, ?) AS BLOB) WHERE root = ? AND substr(path, 1, ?) = ?",
             (new_raw + SEP, len(start) + 1, ABSOLUTE, len(start), start),
         )
         return moved + cur.rowcount

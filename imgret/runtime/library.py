@@ -275,6 +275,12 @@ def _own_encoder(folder: Path, recorded: dict[str, str], threads: int | None) ->
         if not path.is_file():
             raise LibraryError(f"library {folder} has lost its copy of its model ({copy}); "
                                "index again with `--model FILE.onnx` (the same model) to restore it")
+        from imgret.runtime.encoder import file_sha256
+
+        if file_sha256(path) != recorded.get("model_fingerprint"):  # checked before onnxruntime sees it
+            raise LibraryError(f"library {folder}: its copy of its model ({copy}) does not match the "
+                               "fingerprint recorded (damaged?); index again with `--model FILE.onnx` "
+                               "(the same model) to restore it")
         return Encoder(path, threads=threads, name=recorded.get("model_ref"))
     try:
         return _encoder(recorded.get("model_ref") or None, threads)

@@ -23,6 +23,7 @@ from imgret.runtime import atomic, vectors
 from imgret.runtime.catalogue import Catalogue
 
 MAX_PENDING = 2000
+PENDING_SHARE = 50  # ... or one in this many of the file's vectors, whichever is fewer
 INDEX_META = ("index_file", "index_count", "index_sha256", "index_size", "index_sample", "index_dead",
               "index_generation")
 LEGACY_FILE = "vectors.usearch"  # format 1
@@ -127,7 +128,10 @@ class VectorFile:
         if rec is None:
             return 0
         try:
-            self.io.verify(self.path(rec[0]), rec[1], full=self.full_check)
+            if self.full_check:
+                self.io.verify(self.path(rec[0]), rec[1], full=True)
+            else:
+                self.io.check_sample(self.path(rec[0]), rec[1])
             self.full_check = False
             return 0
         except vectors.IndexDamaged:
@@ -149,7 +153,7 @@ class VectorFile:
         changes = self.catalogue.pending_count() + int(self.catalogue.get_meta("index_dead", "0"))
         if rec is not None and changes == 0 and not force:
             return "fresh"
-        if rec is not None and not force and changes <= min(MAX_PENDING, rec[1].count // 50):
+        if rec is not None and not force and changes <= min(MAX_PENDING, rec[1].count // PENDING_SHARE):
             return "pending"
         self.forget()
         index = self._base(rec)

@@ -110,6 +110,19 @@ def verify(path: str, expected: SavedIndex, *, full: bool) -> None:
         raise IndexDamaged(f"cannot read vector file: {exc.strerror}") from exc
 
 
+def check_sample(path: str, expected: SavedIndex) -> None:
+    """A writer's check before a run: the size and the head-and-tail checksum (O(1) reads, whatever
+    the file's size); the whole file is checked when it is loaded to be changed."""
+    try:
+        size = os.path.getsize(path)
+        if size != expected.size:
+            raise IndexDamaged(f"vector file is {size} bytes, catalogue expects {expected.size}")
+        if sample_digest(path) != expected.sample:
+            raise IndexDamaged("vector file's header or tail does not match its checksum")
+    except OSError as exc:
+        raise IndexDamaged(f"cannot read vector file: {exc.strerror}") from exc
+
+
 def open_view(path: str, expected: SavedIndex, dim: int):
     """The vector file memory-mapped for searching, after :func:`verify` (cheap form)."""
     verify(path, expected, full=False)

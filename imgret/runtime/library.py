@@ -66,13 +66,16 @@ class Library:
         """Open an existing library for queries with its own model; ``model`` (if given) must be the
         same model (same fingerprint)."""
         folder = _folder(folder)
+        if not (folder / CATALOGUE_FILE).is_file():
+            _open_catalogue(folder)  # the usual "no library" error, before a model is loaded
+        encoder = _encoder(model, threads) if model is not None else None  # a bad model fails before anything
         catalogue = _open_catalogue(folder)
         try:
             recorded = catalogue.meta()
             _check_format(recorded)
             if "model_fingerprint" not in recorded:
                 raise LibraryError(f"library {folder} has no model recorded; run `imgret index` first")
-            encoder = _encoder(model, threads) if model is not None else _own_encoder(folder, recorded, threads)
+            encoder = encoder or _own_encoder(folder, recorded, threads)
             _check_same_model(folder, recorded, encoder)
         except sqlite3.DatabaseError as exc:
             catalogue.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ CATALOGUE_FORMAT = schema.CATALOGUE_FORMAT
 RECOVERY = "move the library folder aside (or delete it) and run `imgret index FOLDER` again to rebuild it"
 ABSOLUTE = 0  # the root id of rows whose path is absolute
 SEP = os.fsencode(os.sep)
-COLUMNS = "id, root, path, size, mtime_ns, sha256, status, reason, vector IS NOT NULL"
+COLUMNS = "id, root, path, size, mtime_ns, sha256, status, reason, EXISTS (SELECT 1 FROM pending p WHERE p.id = files.id)"
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,12 @@ def encode_path(path: str) -> bytes:
 def decode_path(blob: bytes) -> str:
     """The inverse of :func:`encode_path`."""
     return os.fsdecode(bytes(blob))
+
+
+def _fast_decode():
+    """``os.fsdecode`` for BLOBs without its per-call overhead (a million calls in a large library)."""
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+    return lambda blob: blob.decode(encoding, errors)
 
 
 def hash_bytes(sha256: str | bytes | None) -> bytes | None:
@@ -97,6 +104,8 @@ class Catalogue:
 
     def _prepare_for_writing(self, fault) -> None:
         """Writers verify the whole file (cheap readers rely on it) and upgrade format 1 first."""
+        if not schema.table_names(self.db):
+            self.db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only possible before the file is written
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = FULL")
         check = self.db.execute("PRAGMA quick_check").fetchone()[0]
@@ -244,38 +253,44 @@ class Catalogue:
         ``(key, size, mtime_ns, ok)``. One query, so change detection costs a dictionary look-up."""
         rid, stored = self.split(folder.rstrip(os.sep) + os.sep + "x")
         stored = stored[:-1]  # the folder's own prefix inside its root, ending in a separator
-        sql = "SELECT id, path, size, mtime_ns, status FROM files WHERE root = ?"
+        # "+root": read the table in order rather than through the (root, path) index, twice as fast
+        # when, as usual, one folder holds most of the library.
+        sql = "SELECT id, path, size, mtime_ns, status FROM files WHERE +root = ?"
         args: tuple = (rid,)
         if stored:
             sql += " AND substr(path, 1, ?) = ?"
             args = (rid, len(stored), stored)
-        head = (self.roots[rid] + SEP) if rid != ABSOLUTE else b""
-        return {decode_path(head + bytes(p)): (int(k), int(s), int(m), st == "ok")
-                for k, p, s, m, st in self.db.execute(sql, args)}
+        head = decode_path((self.roots[rid] + SEP) if rid != ABSOLUTE else b"")
+        decode = _fast_decode()
+        return {head + decode(p): (k, s, m, st == "ok") for k, p, s, m, st in self.db.execute(sql, args)}
 
     def put_ok(self, path: str, size: int, mtime_ns: int, sha256: str | bytes, vector: np.ndarray) -> int:
         """Store a picture with its (pending) vector; returns its key."""
         vec = np.ascontiguousarray(vector, dtype=np.float32)
         if not np.all(np.isfinite(vec)):
             raise ValueError("refusing to store a vector that is not finite")
-        return self._upsert(path, size, mtime_ns, (hash_bytes(sha256), "ok", None, vec.tobytes()))
+        key = self._upsert(path, size, mtime_ns, (hash_bytes(sha256), "ok", None))
+        self.db.execute("INSERT OR REPLACE INTO pending (id, vector) VALUES (?, ?)", (key, vec.tobytes()))
+        return key
 
     def put_skipped(self, path: str, size: int, mtime_ns: int, reason: str, sha256: str | bytes | None = None) -> int:
         """Store a file that was passed over, with the reason."""
-        return self._upsert(path, size, mtime_ns, (hash_bytes(sha256), "skipped", reason, None))
+        key = self._upsert(path, size, mtime_ns, (hash_bytes(sha256), "skipped", reason))
+        self.db.execute("DELETE FROM pending WHERE id = ?", (key,))
+        return key
 
     def _upsert(self, path: str, size: int, mtime_ns: int, row: tuple) -> int:
-        """Insert or replace the row of ``path``; ``row`` is (sha256, status, reason, vector)."""
+        """Insert or replace the row of ``path``; ``row`` is (sha256, status, reason)."""
         where = self.split(path)
-        old = self.db.execute("SELECT status, vector IS NULL FROM files WHERE root = ? AND path = ?", where).fetchone()
+        old = self.db.execute("SELECT status, NOT EXISTS (SELECT 1 FROM pending p WHERE p.id = files.id) FROM files "
+                             "WHERE root = ? AND path = ?", where).fetchone()
         if old is not None and old[0] == "ok" and old[1]:
             self._count_dead(1)  # its vector in the vector file is now out of date
         cur = self.db.execute(
-            """INSERT INTO files (root, path, size, mtime_ns, sha256, status, reason, vector)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """INSERT INTO files (root, path, size, mtime_ns, sha256, status, reason)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(root, path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
-                 sha256 = excluded.sha256, status = excluded.status, reason = excluded.reason,
-                 vector = excluded.vector
+                 sha256 = excluded.sha256, status = excluded.status, reason = excluded.reason
                RETURNING id""",
             (*where, size, mtime_ns, *row),
         )
@@ -295,9 +310,11 @@ class Catalogue:
             chunk = keys[start:start + 500]
             marks = ",".join("?" * len(chunk))
             settled += self.db.execute(
-                f"SELECT count(*) FROM files WHERE id IN ({marks}) AND status = 'ok' AND vector IS NULL", chunk
+                f"SELECT count(*) FROM files WHERE id IN ({marks}) AND status = 'ok' "
+                "AND NOT EXISTS (SELECT 1 FROM pending p WHERE p.id = files.id)", chunk
             ).fetchone()[0]
             self.db.execute(f"DELETE FROM files WHERE id IN ({marks})", chunk)
+            self.db.execute(f"DELETE FROM pending WHERE id IN ({marks})", chunk)
         self._count_dead(settled)
         self.dirty = self.dirty or bool(keys)
         return len(keys)
@@ -327,7 +344,7 @@ class Catalogue:
     # -- vectors ------------------------------------------------------------------------------------
     def pending_vector(self, key: int) -> np.ndarray | None:
         """The vector of ``key`` if it is still in the catalogue."""
-        r = self.db.execute("SELECT vector FROM files WHERE id = ? AND status = 'ok'", (key,)).fetchone()
+        r = self.db.execute(self._sql("SELECT vector FROM pending WHERE id = ?"), (key,)).fetchone()
         return np.frombuffer(r[0], dtype=np.float32).copy() if r and r[0] is not None else None
 
     def vector(self, key: int) -> np.ndarray | None:
@@ -348,7 +365,7 @@ class Catalogue:
 
     def pending(self, dim: int, chunk: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(keys, vectors)`` of the pending rows in chunks, so a million never sit in memory twice."""
-        cur = self.db.execute("SELECT id, vector FROM files WHERE vector IS NOT NULL AND status = 'ok' ORDER BY id")
+        cur = self.db.execute(self._sql("SELECT id, vector FROM pending ORDER BY id"))
         while batch := cur.fetchmany(chunk):
             keys = np.fromiter((k for k, _ in batch), dtype=np.uint64, count=len(batch))
             vecs = np.frombuffer(b"".join(v for _, v in batch), dtype=np.float32)
@@ -358,16 +375,16 @@ class Catalogue:
 
     def pending_count(self) -> int:
         """How many vectors are still only in the catalogue."""
-        return int(self.db.execute("SELECT count(*) FROM files WHERE vector IS NOT NULL").fetchone()[0])
+        return int(self.db.execute(self._sql("SELECT count(*) FROM pending")).fetchone()[0])
 
     def settled_keys(self) -> np.ndarray:
         """Keys of ``ok`` rows whose vector is in the vector file (not pending), sorted."""
-        cur = self.db.execute("SELECT id FROM files WHERE status = 'ok' AND vector IS NULL ORDER BY id")
+        cur = self.db.execute("SELECT id FROM files WHERE status = 'ok' AND id NOT IN (SELECT id FROM pending) ORDER BY id")
         return np.fromiter((k for (k,) in cur), dtype=np.uint64)
 
     def clear_pending(self) -> None:
         """The vector file now holds every pending vector: drop them here (caller commits)."""
-        self.db.execute("UPDATE files SET vector = NULL WHERE vector IS NOT NULL")
+        self.db.execute("DELETE FROM pending")
 
     def mark_unembedded(self, keys: np.ndarray) -> None:
         """Rows whose vector was lost with a damaged vector file: their size is set to -1, so the next
@@ -392,6 +409,17 @@ class Catalogue:
             ).fetchall()
         )
 
+    def _sql(self, sql: str) -> str:
+        """The format-1 form of a pending-vector query: no ``pending`` table, every ``ok`` row's
+        vector is in ``files``."""
+        return _V1_SQL[sql] if self.format == 1 else sql
+
+    def vacuum(self) -> None:
+        """Give pages freed by clearing the pending vectors back to the file system (new catalogues
+        are created with incremental auto-vacuum; upgraded ones reuse the pages instead)."""
+        self.db.executescript("PRAGMA incremental_vacuum;")  # executescript steps it to the end
+        self.db.commit()
+
     def _row(self, r) -> Row:
         sha = r[5]
         if isinstance(sha, str):  # format 1: hex text
@@ -401,6 +429,12 @@ class Catalogue:
 
 
 _V1_COLUMNS = "id, 0, path, size, mtime_ns, sha256, status, reason, vector IS NOT NULL"
+_V1_SQL = {
+    "SELECT vector FROM pending WHERE id = ?": "SELECT vector FROM files WHERE id = ? AND status = 'ok'",
+    "SELECT id, vector FROM pending ORDER BY id":
+        "SELECT id, vector FROM files WHERE status = 'ok' AND vector IS NOT NULL ORDER BY id",
+    "SELECT count(*) FROM pending": "SELECT count(*) FROM files WHERE status = 'ok'",
+}
 
 
 def damaged(path: str, exc: BaseException) -> LibraryError:

@@ -24,12 +24,13 @@ CREATE TABLE IF NOT EXISTS files (
     sha256 BLOB,
     status TEXT NOT NULL CHECK (status IN ('ok', 'skipped')),
     reason TEXT,
-    vector BLOB,
     UNIQUE (root, path)
 );
 CREATE INDEX IF NOT EXISTS files_sha256 ON files (sha256);
-CREATE INDEX IF NOT EXISTS files_pending ON files (id) WHERE vector IS NOT NULL;
+CREATE TABLE IF NOT EXISTS pending (id INTEGER PRIMARY KEY, vector BLOB NOT NULL);
 """
+# Pending vectors have a table of their own: clearing it frees whole pages, which incremental
+# auto-vacuum gives back to the file system, instead of leaving every row's page mostly empty.
 # ``root`` 0 means ``path`` is absolute (a file added on its own, outside any indexed folder);
 # AUTOINCREMENT so a deleted row's key is never reused while an older vector file still holds it.
 V1_META_DROPPED = ("index_generation", "index_count", "index_sha256", "index_size", "index_built_at")
@@ -62,12 +63,13 @@ def upgrade_v1(db: sqlite3.Connection, fault=None) -> None:
             if statement.strip():
                 db.execute(statement)
         db.execute(
-            """INSERT INTO files (id, root, path, size, mtime_ns, sha256, status, reason, vector)
+            """INSERT INTO files (id, root, path, size, mtime_ns, sha256, status, reason)
                SELECT id, 0, path, size, mtime_ns,
-                      CASE WHEN sha256 IS NULL THEN NULL ELSE unhex(sha256) END,
-                      status, reason, CASE WHEN status = 'ok' THEN vector ELSE NULL END
+                      CASE WHEN sha256 IS NULL THEN NULL ELSE unhex(sha256) END, status, reason
                FROM files_v1"""
         )
+        db.execute("INSERT INTO pending (id, vector) SELECT id, vector FROM files_v1 "
+                   "WHERE status = 'ok' AND vector IS NOT NULL")
         if fault is not None:
             fault("during-upgrade")
         db.execute("DROP TABLE files_v1")

@@ -193,6 +193,7 @@ class VectorFile:
         )
         self.catalogue.clear_pending()
         self.catalogue.commit()
+        self.catalogue.vacuum()
         self.remove_unused()
 
     def remove_unused(self) -> None:

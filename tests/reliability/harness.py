@@ -76,7 +76,8 @@ def snapshot(libdir: Path) -> dict[bytes, tuple]:
             rows = db.execute("SELECT path, size, mtime_ns, sha256, status, reason, vector FROM files").fetchall()
             return {bytes(r[0]): (r[1], r[2], r[3], r[4], r[5], None if r[6] is None else bytes(r[6])) for r in rows}
         roots = {i: bytes(p) for i, p in db.execute("SELECT id, path FROM roots")}
-        rows = db.execute("SELECT id, root, path, size, mtime_ns, sha256, status, reason, vector FROM files").fetchall()
+        rows = db.execute("SELECT f.id, root, path, size, mtime_ns, sha256, status, reason, p.vector "
+                          "FROM files f LEFT JOIN pending p ON p.id = f.id").fetchall()
         m = dict(db.execute("SELECT key, value FROM meta").fetchall())
     finally:
         db.close()

@@ -124,7 +124,7 @@ def test_a_format_1_library_is_upgraded_in_place_without_reading_a_picture(tmp_p
         assert _queries(lib, photos) == want
     db = sqlite3.connect(libdir / "catalogue.sqlite")
     assert {type(s) for (s,) in db.execute("SELECT sha256 FROM files WHERE sha256 IS NOT NULL")} == {bytes}
-    assert db.execute("SELECT count(*) FROM files WHERE vector IS NOT NULL").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM pending").fetchone()[0] == 0
     db.close()
 
 
@@ -214,8 +214,8 @@ def test_disk_use_per_picture_is_small(tmp_path, fake_model):
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     total = sum(p.stat().st_size for p in (tmp_path / "lib").iterdir() if p.name != "model.onnx")
-    per_picture = total / 300  # 48-d fake vectors: 192 bytes each; small libraries carry page slack
-    assert per_picture < 192 + 700, per_picture
+    per_picture = total / 300  # 48-d fake vectors: 192 bytes each
+    assert per_picture < 192 + 500, per_picture
 
 
 @pytest.mark.parametrize("dim", [16])

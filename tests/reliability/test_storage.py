@@ -230,3 +230,17 @@ def test_vector_file_search_merges_pending_and_skips_stale_keys(tmp_path, dim):
     assert int(keys[0]) == 7 and len(keys) == 3 and len(set(map(int, keys))) == 3
     keys, _ = vectors.search(s, data[7:8], 50)[0]
     assert list(map(int, keys)).count(7) == 1  # the old vector of key 7 is never returned
+
+
+def test_roots_and_relocation_keep_any_path_bytes(tmp_path):
+    cat = Catalogue(str(tmp_path / "c.sqlite"))
+    odd = os.fsdecode(b"/old/caf\xe9/x\xff\n.jpg")
+    key = cat.put_ok(odd, 1, 2, "ab" * 32, np.ones(4, np.float32))
+    cat.add_root(os.fsdecode(b"/old/caf\xe9"))
+    cat.add_root("/old")  # folds the inner root into the outer one
+    assert cat.root_folders() == ["/old"]
+    assert cat.relocate("/old", os.fsdecode(b"/n\xeaw")) == 1
+    cat.commit()
+    row = cat.lookup(os.fsdecode(b"/n\xeaw/caf\xe9/x\xff\n.jpg"))
+    assert row is not None and row.key == key and row.pending
+    assert {type(p) for (p,) in cat.db.execute("SELECT path FROM files")} == {bytes}

@@ -46,9 +46,18 @@ class IndexDamaged(Exception):
     """The vector file does not match what the catalogue recorded."""
 
 
+def usearch_index_class():
+    """usearch's ``Index``, loaded after onnxruntime: with usearch 2.26 and onnxruntime 1.32, loading
+    usearch's native library first makes the later onnxruntime import crash the process (SIGSEGV)."""
+    import onnxruntime  # noqa: F401 - import order only
+    from usearch.index import Index
+
+    return Index
+
+
 def new_index(dim: int, metric: str):
     """An empty in-memory usearch index with imgret's pinned settings."""
-    from usearch.index import Index
+    Index = usearch_index_class()  # noqa: N806 - a class
 
     return Index(ndim=dim, metric=USEARCH_METRIC[metric], dtype=VECTOR_DTYPE, expansion_search=EXPANSION_SEARCH)
 
@@ -136,7 +145,7 @@ def load_for_update(path: str, expected: SavedIndex, dim: int):
 
 
 def _restore(path: str, expected: SavedIndex, dim: int, *, view: bool):
-    from usearch.index import Index
+    Index = usearch_index_class()  # noqa: N806 - a class
 
     try:
         index = Index.restore(path, view=view)

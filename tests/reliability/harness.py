@@ -98,7 +98,9 @@ def vector_file(libdir: Path, m: dict[str, str] | None = None) -> Path | None:
 
 def file_vectors(libdir: Path, m: dict[str, str]) -> dict[int, bytes]:
     """key -> float32 vector bytes of every vector in the named vector file (empty when there is none)."""
-    from usearch.index import Index
+    from imgret.runtime.vectors import usearch_index_class
+
+    Index = usearch_index_class()  # noqa: N806 - onnxruntime must load first (see there)
 
     path = vector_file(libdir, m)
     if path is None or not path.exists():

@@ -32,7 +32,9 @@ CREATE INDEX IF NOT EXISTS files_sha256 ON files (sha256);
 def write_v1_library(libdir: Path, pictures: list[Path], model: Path, *, skipped: list[Path] = ()) -> None:
     """A format-1 library of ``pictures`` embedded with ``model`` (recorded by absolute path, as v1 did),
     with a fresh ``vectors.usearch`` whose checksum the catalogue records."""
-    from usearch.index import Index
+    from imgret.runtime.vectors import usearch_index_class
+
+    Index = usearch_index_class()  # noqa: N806 - onnxruntime must load first (see there)
 
     from imgret.runtime.encoder import Encoder
 

@@ -244,3 +244,14 @@ def test_roots_and_relocation_keep_any_path_bytes(tmp_path):
     row = cat.lookup(os.fsdecode(b"/n\xeaw/caf\xe9/x\xff\n.jpg"))
     assert row is not None and row.key == key and row.pending
     assert {type(p) for (p,) in cat.db.execute("SELECT path FROM files")} == {bytes}
+
+
+def test_a_vector_index_made_before_the_model_loads_does_not_crash_the_process():
+    """usearch 2.26 loaded before onnxruntime 1.32 makes the onnxruntime import segfault."""
+    import subprocess
+    import sys
+
+    code = ("from imgret.runtime import vectors; vectors.new_index(4, 'cosine'); "
+            "import onnxruntime; print('alive')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "alive", out.stderr

@@ -1,4 +1,4 @@
-"""Library API: catalogue round trips, the index file as a rebuildable accelerator, locking."""
+"""Library API: catalogue round trips, the vector file (checked, never searched when damaged), locking."""
 
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ from fakes import scene, write_scenes
 from imgret.errors import LibraryError, LibraryLockedError, ModelError
 from imgret.runtime import vectors
 from imgret.runtime.catalogue import Catalogue
-from imgret.runtime.library import INDEX_FILE, Library, library_info
+from imgret.runtime.library import Library, library_info
+
+
+def vector_file_of(libdir) -> Path:
+    """The vector file the catalogue names."""
+    with Library.open(libdir) as lib:
+        return Path(lib.vector_file.path(lib.vector_file.record()[0]))
 
 
 def test_catalogue_round_trips_any_path_bytes_and_vectors(tmp_path):
@@ -52,9 +58,11 @@ def _indexed(tmp_path, fake_model):
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated", "zeroed", "bitflip"])
-def test_damaged_index_file_is_never_searched_and_is_rebuilt(tmp_path, fake_model, damage):
+def test_damaged_vector_file_is_never_searched_and_the_next_run_repairs_it(tmp_path, fake_model, damage):
     photos, libdir = _indexed(tmp_path, fake_model)
-    index_file = libdir / INDEX_FILE
+    with Library.open(libdir) as lib:
+        good = [h.path for h in lib.query([str(photos / "scene001.png")], 9)[0].hits]
+    index_file = vector_file_of(libdir)
     data = bytearray(index_file.read_bytes())
     if damage == "missing":
         index_file.unlink()
@@ -66,24 +74,23 @@ def test_damaged_index_file_is_never_searched_and_is_rebuilt(tmp_path, fake_mode
         data[len(data) // 2] ^= 0x40
         index_file.write_bytes(bytes(data))
     assert library_info(libdir)["index_fresh"] is False  # info checks the real file ...
+    with Library.open(libdir) as lib, pytest.raises(LibraryError, match="vector file .* damaged"):
+        lib.query([str(photos / "scene001.png")], 9)  # ... and a query refuses to search it
+    with Library.open_writable(libdir) as lib:
+        report = lib.index(photos)
+        assert report.vectors_lost == 10 and report.updated == 10 and report.vector_file == "rebuilt"
     with Library.open(libdir) as lib:
-        res = lib.query([str(photos / "scene001.png")], 9)[0]  # ... and search rebuilt from SQLite
-        assert len(res.hits) == 9
-        assert lib.info()["index_fresh"] is False  # a reader never writes the file
-    with Library.open_writable(libdir) as lib:
-        assert lib.refresh_index() == "rebuilt"
-    with Library.open_writable(libdir) as lib:
-        assert lib.refresh_index() == "fresh"
+        assert [h.path for h in lib.query([str(photos / "scene001.png")], 9)[0].hits] == good
     assert library_info(libdir)["index_fresh"] is True
 
 
 def test_verified_load_rejects_mismatch(tmp_path):
     idx = vectors.build(np.arange(3, dtype=np.uint64), np.eye(3, dtype=np.float32), "cosine")
-    saved = vectors.save_atomic(idx, str(tmp_path / "v.usearch"))
-    assert len(vectors.load_verified(str(tmp_path / "v.usearch"), saved)) == 3
-    wrong = vectors.SavedIndex(4, saved.sha256, saved.size)
+    saved = vectors.save(idx, str(tmp_path / "v.usearch"))
+    assert len(vectors.open_view(str(tmp_path / "v.usearch"), saved, 3)) == 3
+    wrong = vectors.SavedIndex(4, saved.sha256, saved.size, saved.sample)
     with pytest.raises(vectors.IndexDamaged):
-        vectors.load_verified(str(tmp_path / "v.usearch"), wrong)
+        vectors.open_view(str(tmp_path / "v.usearch"), wrong, 3)
 
 
 def test_second_writer_is_refused_at_once_and_readers_still_work(tmp_path, fake_model):
@@ -139,19 +146,19 @@ def test_model_files_must_be_onnx_and_sane(tmp_path):
         Encoder(make_thumbnail_model(tmp_path / "nan.onnx", nan=True))
 
 
-def test_index_file_is_updated_in_place_and_matches_a_full_rebuild(tmp_path, fake_model):
+def test_vector_file_is_updated_and_matches_a_full_rebuild(tmp_path, fake_model):
     photos, libdir = _indexed(tmp_path, fake_model)
     (photos / "scene001.png").unlink()
     scene(50).save(photos / "scene002.png")  # same key, new vector
     os.utime(photos / "scene002.png", ns=(5, 5))
     scene(51).save(photos / "new.png")
+    queries = [str(p) for p in sorted(photos.iterdir())]
     with Library.open_writable(libdir) as lib:
         assert lib.index(photos).vector_file == "updated"
-        queries = [str(p) for p in sorted(photos.iterdir())]
         incremental = [[h.path for h in r.hits] for r in lib.query(queries, 10, include_self=True)]
-        keys, vecs = lib.catalogue.all_vectors(lib.encoder.dim)
-        assert sorted(int(k) for k in lib.vector_file.searchable().keys) == sorted(int(k) for k in keys)
-        lib.vector_file.index = lib.vector_file.build()  # what a full rebuild gives
+        assert len(lib.vector_file.searchable().settled) == len(lib) == 10
+    with Library.open_writable(tmp_path / "clean", model=fake_model) as lib:
+        lib.index(photos)
         full = [[h.path for h in r.hits] for r in lib.query(queries, 10, include_self=True)]
     assert incremental == full
     assert all(os.path.basename(r[0]) == os.path.basename(q) for r, q in zip(incremental, queries))

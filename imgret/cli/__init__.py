@@ -10,7 +10,11 @@ import sys
 
 import click
 
-from imgret.cli import eval_cmd, train_cmds  # torch-free at import: torch is imported inside commands
+from imgret.cli import (  # torch-free at import: torch is imported inside commands
+    eval_cmd,
+    maintenance_cmds,
+    train_cmds,
+)
 from imgret.cli.errors import run_cli
 from imgret.cli.library_cmds import index_command, info_command, models_command, query_command
 from imgret.version import __version__
@@ -31,6 +35,7 @@ def cli():
 for _command in (
     index_command, query_command, info_command, models_command,
     eval_cmd.eval_command, train_cmds.train_command, train_cmds.export_command,
+    maintenance_cmds.check_command, maintenance_cmds.relocate_command,
 ):
     cli.add_command(_command)
 

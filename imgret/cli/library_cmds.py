@@ -79,6 +79,8 @@ def _summary(folder, report, verbose: bool) -> None:
         + f" in {report.seconds:.1f}s",
         err=True,
     )
+    if report.vectors_lost:
+        click.echo(f"  the vector file was damaged: {report.vectors_lost} pictures read again", err=True)
     _listing("skipped", report.skipped, verbose)
     _listing("passed over", report.passed_over, verbose)
 
@@ -181,6 +183,9 @@ def info_command(library, as_json):
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["updated"])) if info["updated"] else "never"
     click.echo(f"library:    {info['library']}")
     click.echo(f"model:      {info['model']} ({info['model_id']}, {info['embedding_dim']}-d, {info['metric']})")
+    click.echo(f"model sha:  {info['model_fingerprint']}" + (f" (copy kept in {info['model_file']})" if info.get("model_file") else ""))
+    for folder in info.get("folders", []):
+        click.echo(f"folder:     {output.printable(folder)}")
     click.echo(f"pictures:   {info['pictures']}")
     reasons = ", ".join(f"{k}: {v}" for k, v in info["skip_reasons"].items())
     click.echo(f"skipped:    {info['skipped']}" + (f" ({reasons})" if reasons else ""))

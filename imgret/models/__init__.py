@@ -34,6 +34,14 @@ def bundled() -> list[BundledModel]:
     return out
 
 
+def is_bundled(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is one of the bundled model files (a library records those by name)."""
+    try:
+        return Path(path).resolve().parent == MODELS_DIR and Path(path).suffix == ".onnx"
+    except OSError:
+        return False
+
+
 def resolve(model: str | os.PathLike | None) -> tuple[str, Path]:
     """Return ``(reference, path)`` for a bundled name, a file path, or ``None`` (the default).
 

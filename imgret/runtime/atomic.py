@@ -39,6 +39,27 @@ def replacing(path: str | os.PathLike) -> Iterator[BinaryIO]:
     fsync_folder(folder)
 
 
+@contextlib.contextmanager
+def replacing_path(path: str | os.PathLike) -> Iterator[str]:
+    """Like :func:`replacing`, for writers that want a file name (usearch's ``Index.save``): yields the
+    temporary path; on a clean exit the file is fsynced and atomically becomes ``path``."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + "-", suffix=TEMP_SUFFIX, dir=folder)
+    try:
+        try:
+            yield tmp
+            os.fsync(fd)  # fsync covers the file, whichever handle wrote it
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_folder(folder)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes | bytearray | memoryview) -> None:
     """Atomically replace ``path`` with ``data``."""
     with replacing(path) as fh:

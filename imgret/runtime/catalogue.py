@@ -1,55 +1,55 @@
 """The catalogue: a SQLite database that is the library's source of truth.
 
-One row per file seen: its path as raw OS bytes, size, modification time, content hash, status
-(``ok`` with a float32 vector, or ``skipped`` with a reason). A ``meta`` table records the format
-version, the model's fingerprint and preprocessing, and what the derived usearch index file was built
-from (generation, count, checksum). WAL mode lets queries read the last committed state while an
-indexer writes.
+One row per file seen: where it is, size, modification time, content hash (32 bytes), status (``ok``
+or ``skipped`` with a reason). A picture's vector lives here only while it is *pending* (committed, not
+yet in the vector file); the vector file holds every other one (see ``vector_file.py``). Paths under an
+indexed folder are stored relative to it (table ``roots``), so moving the folder is one UPDATE
+(:meth:`Catalogue.relocate`). A ``meta`` table records the format, the model, the vector file.
+
+Integrity: a writer runs ``PRAGMA quick_check`` when it opens; a reader checks only the file header
+(magic, page size, page count against the file's size), so a cold query stays cheap; damage a query
+touches makes SQLite raise, which the library turns into one clear message (``RECOVERY``).
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from imgret.errors import LibraryError
+from imgret.runtime import catalogue_schema as schema
 
-CATALOGUE_FORMAT = 1
+CATALOGUE_FORMAT = schema.CATALOGUE_FORMAT
 # What to do about a damaged catalogue. The pictures are untouched, so a fresh library rebuilds it all.
 RECOVERY = "move the library folder aside (or delete it) and run `imgret index FOLDER` again to rebuild it"
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS files (
-    id INTEGER PRIMARY KEY,
-    path BLOB NOT NULL UNIQUE,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    sha256 TEXT,
-    status TEXT NOT NULL CHECK (status IN ('ok', 'skipped')),
-    reason TEXT,
-    vector BLOB,
-    updated REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS files_sha256 ON files (sha256);
-"""
+ABSOLUTE = 0  # the root id of rows whose path is absolute
+SEP = os.fsencode(os.sep)
+COLUMNS = "id, root, path, size, mtime_ns, sha256, status, reason, EXISTS (SELECT 1 FROM pending p WHERE p.id = files.id)"
 
 
 @dataclass(frozen=True)
 class Row:
-    """One catalogue entry."""
+    """One catalogue entry; ``pending``: its vector is still in the catalogue, not the vector file."""
 
     key: int
     path: str
     size: int
     mtime_ns: int
-    sha256: str | None
+    sha256: bytes | None
     status: str
     reason: str | None
+    pending: bool = False
+
+    @property
+    def skip_reason(self) -> str | None:
+        """Why the file is recorded as skipped; None when it holds a vector."""
+        return None if self.status == "ok" else (self.reason or "unreadable")
 
     def matches(self, size: int, mtime_ns: int) -> bool:
         """Whether a file of this size and mtime is taken to be unchanged since it was catalogued."""
@@ -66,179 +66,407 @@ def decode_path(blob: bytes) -> str:
     return os.fsdecode(bytes(blob))
 
 
-class Catalogue:
-    """Typed access to ``catalogue.sqlite``; the library owns transactions through :meth:`commit`."""
+def _fast_decode():
+    """``os.fsdecode`` for BLOBs without its per-call overhead (a million calls in a large library)."""
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+    return lambda blob: blob.decode(encoding, errors)
 
-    def __init__(self, path: str, *, readonly: bool = False) -> None:
-        self.path = path
+
+def hash_bytes(sha256: str | bytes | None) -> bytes | None:
+    """A content hash as its 32 raw bytes (given as bytes or as 64 hex digits)."""
+    if sha256 is None or isinstance(sha256, bytes):
+        return sha256
+    return bytes.fromhex(sha256)
+
+
+class Catalogue:
+    """Typed access to ``catalogue.sqlite``; the library owns transactions through :meth:`commit`.
+
+    ``vector_store`` (set by the vector file) gives the vector of a key that is not pending.
+    """
+
+    def __init__(self, path: str, *, readonly: bool = False, fault: Callable[[str], None] | None = None) -> None:
+        self.path, self.readonly, self.dirty = path, readonly, False
+        self.vector_store: Callable[[int], np.ndarray | None] | None = None
         try:
             if readonly:
-                uri = "file:" + _quote(path) + "?mode=ro"
-                self.db = sqlite3.connect(uri, uri=True, timeout=30.0)
+                check_header(path)
+                self.db = sqlite3.connect("file:" + _quote(path) + "?mode=ro", uri=True, timeout=30.0)
             else:
                 self.db = sqlite3.connect(path, timeout=30.0)
             self.db.execute("PRAGMA busy_timeout = 30000")
+            self.format = schema.detect_format(self.db)
             if not readonly:
-                self.db.execute("PRAGMA journal_mode = WAL")
-                self.db.execute("PRAGMA synchronous = FULL")
-                self.db.executescript(SCHEMA)
-                self.db.commit()
-            check = self.db.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise LibraryError(f"catalogue {path} is damaged ({check}); {RECOVERY}")
-            # Touch the tables so a non-database file fails here, not later.
-            self.db.execute("SELECT count(*) FROM files").fetchone()
+                self._prepare_for_writing(fault)
+            self.db.execute("SELECT id FROM files LIMIT 1").fetchall()  # a non-database fails here
+            self.roots = self._load_roots()
         except sqlite3.DatabaseError as exc:
-            if hasattr(self, "db"):
-                self.db.close()
-            raise LibraryError(f"catalogue {path} is damaged or not an imgret catalogue ({exc}); {RECOVERY}") from exc
-        except LibraryError:
-            self.db.close()
+            self._close_quietly()
+            raise damaged(path, exc) from exc
+        except BaseException:
+            self._close_quietly()
             raise
+
+    def _prepare_for_writing(self, fault) -> None:
+        """Writers verify the whole file (cheap readers rely on it) and upgrade format 1 first."""
+        if not schema.table_names(self.db):
+            self.db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only possible before the file is written
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = FULL")
+        check = self.db.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise LibraryError(f"catalogue {self.path} is damaged ({check}); {RECOVERY}")
+        schema.register_functions(self.db)
+        if self.format == 1:
+            schema.upgrade_v1(self.db, fault)
+            self.format = CATALOGUE_FORMAT
+        self.db.executescript(schema.SCHEMA)
+        self.db.commit()
+
+    def _close_quietly(self) -> None:
+        if hasattr(self, "db"):
+            self.db.close()
+
+    def _load_roots(self) -> dict[int, bytes]:
+        if self.format == 1:
+            return {}
+        return {int(i): bytes(p) for i, p in self.db.execute("SELECT id, path FROM roots")}
 
     # -- meta ---------------------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
+        """One ``meta`` value."""
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
 
     def meta(self) -> dict[str, str]:
+        """Every ``meta`` value."""
         return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
 
     def set_meta(self, **values: object) -> None:
+        """Set ``meta`` values (in the open transaction)."""
         self.db.executemany(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [(k, str(v)) for k, v in values.items()],
         )
 
-    def bump_generation(self) -> int:
-        gen = int(self.get_meta("catalogue_generation", "0")) + 1
-        self.set_meta(catalogue_generation=gen, updated=time.time())
-        return gen
+    def drop_meta(self, *keys: str) -> None:
+        """Remove ``meta`` values (in the open transaction)."""
+        self.db.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in keys])
+
+    def commit(self) -> None:
+        """Commit; the generation moves on only when a file row changed, so a run that found nothing
+        to do leaves the library (and its vector file) exactly as it was."""
+        if self.dirty:
+            gen = int(self.get_meta("catalogue_generation", "0")) + 1
+            self.set_meta(catalogue_generation=gen, updated=time.time())
+            self.dirty = False
+        self.db.commit()
+
+    def rollback(self) -> None:
+        """Drop the open transaction."""
+        self.db.rollback()
+        self.dirty = False
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.db.close()
 
     def forget_all(self) -> None:
         """Drop every file and the vector file's record (``--rebuild``); the caller commits."""
         self.db.execute("DELETE FROM files")
         self.db.execute("DELETE FROM meta WHERE key LIKE 'index_%'")
+        self.dirty = True
+
+    # -- where files are ----------------------------------------------------------------------------
+    def split(self, path: str) -> tuple[int, bytes]:
+        """``(root id, stored path)`` of an absolute path: relative to the indexed folder holding it."""
+        raw = encode_path(path)
+        for rid, root in self.roots.items():
+            if raw.startswith(root + SEP):
+                return rid, raw[len(root) + 1:]
+        return ABSOLUTE, raw
+
+    def join(self, root: int, stored: bytes) -> str:
+        """The absolute path of a stored ``(root, path)``."""
+        stored = bytes(stored)
+        return decode_path(stored if root == ABSOLUTE else self.roots[root] + SEP + stored)
+
+    def add_root(self, folder: str) -> int:
+        """Record ``folder`` (absolute) as an indexed folder; rows below it become relative to it.
+
+        A folder inside one already recorded uses that one; recorded folders inside a new one are
+        folded into it. Nothing is re-read: only stored paths are rewritten.
+        """
+        raw = encode_path(folder).rstrip(SEP) or SEP
+        for rid, root in self.roots.items():
+            if raw == root or raw.startswith(root + SEP):
+                return rid
+        rid = int(self.db.execute("INSERT INTO roots (path) VALUES (?) RETURNING id", (raw,)).fetchone()[0])
+        for old, root in list(self.roots.items()):
+            if root.startswith(raw + SEP):
+                self._rebase(old, root[len(raw) + 1:] + SEP, rid)
+                self.db.execute("DELETE FROM roots WHERE id = ?", (old,))
+                del self.roots[old]
+        self._rebase_absolute(raw, rid)
+        self.roots[rid] = raw
+        return rid
+
+    def _rebase(self, old: int, prefix: bytes, new: int) -> None:
+        # ``||`` yields TEXT in SQLite: cast back, paths are BLOBs of the OS's exact bytes.
+        self.db.execute("UPDATE files SET root = ?, path = CAST(? || path AS BLOB) WHERE root = ?", (new, prefix, old))
+
+    def _rebase_absolute(self, raw: bytes, rid: int) -> None:
+        start = raw + SEP
+        self.db.execute(
+            "UPDATE files SET root = ?, path = substr(path, ?) WHERE root = ? AND substr(path, 1, ?) = ?",
+            (rid, len(start) + 1, ABSOLUTE, len(start), start),
+        )
+
+    def relocate(self, old: str, new: str) -> int:
+        """Re-point every stored path under folder ``old`` to folder ``new``; returns how many
+        recorded folders (or absolute rows) moved. Nothing is read from the pictures."""
+        old_raw, new_raw = encode_path(old).rstrip(SEP), encode_path(new).rstrip(SEP)
+        moved = 0
+        for rid, root in list(self.roots.items()):
+            if root == old_raw or root.startswith(old_raw + SEP):
+                moved_root = new_raw + root[len(old_raw):]
+                self.db.execute("UPDATE roots SET path = ? WHERE id = ?", (moved_root, rid))
+                self.roots[rid] = moved_root
+                moved += 1
+        start = old_raw + SEP
+        cur = self.db.execute(
+            "UPDATE files SET path = CAST(? || substr(path, ?) AS BLOB) WHERE root = ? AND substr(path, 1, ?) = ?",
+            (new_raw + SEP, len(start) + 1, ABSOLUTE, len(start), start),
+        )
+        return moved + cur.rowcount
+
+    def root_folders(self) -> list[str]:
+        """The indexed folders recorded, as absolute paths."""
+        return sorted(decode_path(p) for p in self.roots.values())
 
     # -- rows ---------------------------------------------------------------------------------------
     def lookup(self, path: str) -> Row | None:
-        r = self.db.execute(
-            "SELECT id, path, size, mtime_ns, sha256, status, reason FROM files WHERE path = ?",
-            (encode_path(path),),
-        ).fetchone()
-        return _row(r) if r else None
+        """The row of an absolute path, or ``None``."""
+        if self.format == 1:
+            r = self.db.execute(f"SELECT {_V1_COLUMNS} FROM files WHERE path = ?", (encode_path(path),)).fetchone()
+        else:
+            r = self.db.execute(f"SELECT {COLUMNS} FROM files WHERE root = ? AND path = ?", self.split(path)).fetchone()
+        return self._row(r) if r else None
 
-    def vector_by_hash(self, sha256: str) -> np.ndarray | None:
-        r = self.db.execute(
-            "SELECT vector FROM files WHERE sha256 = ? AND status = 'ok' AND vector IS NOT NULL LIMIT 1",
-            (sha256,),
-        ).fetchone()
-        return np.frombuffer(r[0], dtype=np.float32).copy() if r else None
+    def known_under(self, folder: str) -> dict[str, tuple[int, int, int, str | None]]:
+        """Every row below ``folder`` (a recorded root or a folder inside one), by absolute path:
+        ``(key, size, mtime_ns, skip reason or None when it holds a vector)``. One query, so change detection costs a dictionary look-up."""
+        rid, stored = self.split(folder.rstrip(os.sep) + os.sep + "x")
+        stored = stored[:-1]  # the folder's own prefix inside its root, ending in a separator
+        # "+root": read the table in order rather than through the (root, path) index, twice as fast
+        # when, as usual, one folder holds most of the library.
+        sql = "SELECT id, path, size, mtime_ns, status, reason FROM files WHERE +root = ?"
+        args: tuple = (rid,)
+        if stored:
+            sql += " AND substr(path, 1, ?) = ?"
+            args = (rid, len(stored), stored)
+        head = decode_path((self.roots[rid] + SEP) if rid != ABSOLUTE else b"")
+        decode = _fast_decode()
+        return {head + decode(p): (k, s, m, None if st == "ok" else (why or "unreadable"))
+                for k, p, s, m, st, why in self.db.execute(sql, args)}
 
-    def vector(self, key: int) -> np.ndarray | None:
-        r = self.db.execute("SELECT vector FROM files WHERE id = ? AND status = 'ok'", (key,)).fetchone()
-        return np.frombuffer(r[0], dtype=np.float32).copy() if r and r[0] is not None else None
-
-    def put_ok(self, path: str, size: int, mtime_ns: int, sha256: str, vector: np.ndarray) -> int:
+    def put_ok(self, path: str, size: int, mtime_ns: int, sha256: str | bytes, vector: np.ndarray) -> int:
+        """Store a picture with its (pending) vector; returns its key."""
         vec = np.ascontiguousarray(vector, dtype=np.float32)
         if not np.all(np.isfinite(vec)):
             raise ValueError("refusing to store a vector that is not finite")
-        return self._upsert(path, size, mtime_ns, sha256=sha256, status="ok", reason=None, vector=vec.tobytes())
+        key = self._upsert(path, size, mtime_ns, (hash_bytes(sha256), "ok", None))
+        self.db.execute("INSERT OR REPLACE INTO pending (id, vector) VALUES (?, ?)", (key, vec.tobytes()))
+        return key
 
-    def put_skipped(self, path: str, size: int, mtime_ns: int, reason: str, sha256: str | None = None) -> int:
-        return self._upsert(path, size, mtime_ns, sha256=sha256, status="skipped", reason=reason, vector=None)
+    def put_skipped(self, path: str, size: int, mtime_ns: int, reason: str, sha256: str | bytes | None = None) -> int:
+        """Store a file that was passed over, with the reason."""
+        key = self._upsert(path, size, mtime_ns, (hash_bytes(sha256), "skipped", reason))
+        self.db.execute("DELETE FROM pending WHERE id = ?", (key,))
+        return key
 
-    def _upsert(self, path: str, size: int, mtime_ns: int, **row: object) -> int:
-        """Insert or replace the row of ``path``; ``row`` holds sha256, status, reason and vector."""
+    def _upsert(self, path: str, size: int, mtime_ns: int, row: tuple) -> int:
+        """Insert or replace the row of ``path``; ``row`` is (sha256, status, reason)."""
+        where = self.split(path)
+        old = self.db.execute("SELECT status, NOT EXISTS (SELECT 1 FROM pending p WHERE p.id = files.id) FROM files "
+                             "WHERE root = ? AND path = ?", where).fetchone()
+        if old is not None and old[0] == "ok" and old[1]:
+            self._count_dead(1)  # its vector in the vector file is now out of date
         cur = self.db.execute(
-            """INSERT INTO files (path, size, mtime_ns, sha256, status, reason, vector, updated)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
-                 sha256 = excluded.sha256, status = excluded.status, reason = excluded.reason,
-                 vector = excluded.vector, updated = excluded.updated
+            """INSERT INTO files (root, path, size, mtime_ns, sha256, status, reason)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(root, path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
+                 sha256 = excluded.sha256, status = excluded.status, reason = excluded.reason
                RETURNING id""",
-            (encode_path(path), size, mtime_ns, row["sha256"], row["status"], row["reason"], row["vector"], time.time()),
+            (*where, size, mtime_ns, *row),
         )
+        self.dirty = True
         return int(cur.fetchone()[0])
 
+    def _count_dead(self, n: int) -> None:
+        """Keys in the vector file that no longer stand for a settled picture (searches skip them)."""
+        if n and self.get_meta("index_file") is not None:
+            self.set_meta(index_dead=int(self.get_meta("index_dead", "0")) + n)
+
     def delete(self, keys: Iterable[int]) -> int:
+        """Forget rows by key; returns how many."""
         keys = list(keys)
-        self.db.executemany("DELETE FROM files WHERE id = ?", [(k,) for k in keys])
+        settled = 0
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            settled += self.db.execute(
+                f"SELECT count(*) FROM files WHERE id IN ({marks}) AND status = 'ok' "
+                "AND NOT EXISTS (SELECT 1 FROM pending p WHERE p.id = files.id)", chunk
+            ).fetchone()[0]
+            self.db.execute(f"DELETE FROM files WHERE id IN ({marks})", chunk)
+            self.db.execute(f"DELETE FROM pending WHERE id IN ({marks})", chunk)
+        self._count_dead(settled)
+        self.dirty = self.dirty or bool(keys)
         return len(keys)
 
     def rows(self, status: str | None = None) -> Iterator[Row]:
-        sql = "SELECT id, path, size, mtime_ns, sha256, status, reason FROM files"
+        """Every row (or every row of one status), in key order."""
+        sql = f"SELECT {COLUMNS if self.format != 1 else _V1_COLUMNS} FROM files"
         args: tuple = ()
         if status:
             sql += " WHERE status = ?"
             args = (status,)
         for r in self.db.execute(sql + " ORDER BY id", args):
-            yield _row(r)
+            yield self._row(r)
 
     def paths(self, keys: Iterable[int]) -> dict[int, str]:
+        """Absolute paths of the given keys (keys no longer in the catalogue are left out)."""
         out: dict[int, str] = {}
         keys = list(keys)
+        root_col = "root" if self.format != 1 else "0"
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            q = f"SELECT id, path FROM files WHERE id IN ({marks})"
-            out.update({k: decode_path(p) for k, p in self.db.execute(q, chunk)})
+            q = f"SELECT id, {root_col}, path FROM files WHERE id IN ({marks})"
+            out.update({k: self.join(r, p) for k, r, p in self.db.execute(q, chunk)})
         return out
 
-    def all_vectors(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
-        """Keys and vectors of every ``ok`` row, in key order."""
-        keys, vecs = [], []
-        for key, blob in self.db.execute("SELECT id, vector FROM files WHERE status = 'ok' ORDER BY id"):
-            v = np.frombuffer(blob, dtype=np.float32)
-            if v.shape != (dim,):
-                raise LibraryError(f"catalogue row {key} has a vector of {v.size} values, expected {dim}")
-            keys.append(key)
-            vecs.append(v)
-        if not keys:
-            return np.zeros(0, dtype=np.uint64), np.zeros((0, dim), dtype=np.float32)
-        return np.asarray(keys, dtype=np.uint64), np.vstack(vecs).astype(np.float32)
+    # -- vectors ------------------------------------------------------------------------------------
+    def pending_vector(self, key: int) -> np.ndarray | None:
+        """The vector of ``key`` if it is still in the catalogue."""
+        r = self.db.execute(self._sql("SELECT vector FROM pending WHERE id = ?"), (key,)).fetchone()
+        return np.frombuffer(r[0], dtype=np.float32).copy() if r and r[0] is not None else None
 
-    def ok_keys(self) -> set[int]:
-        return {int(k) for (k,) in self.db.execute("SELECT id FROM files WHERE status = 'ok'")}
+    def vector(self, key: int) -> np.ndarray | None:
+        """The vector of an ``ok`` row: pending here, else from the vector file."""
+        vec = self.pending_vector(key)
+        if vec is None and self.vector_store is not None:
+            vec = self.vector_store(key)
+        return vec
 
-    def keys_updated_since(self, when: float) -> set[int]:
-        """``ok`` rows written at or after ``when`` (time.time()), whose vectors may have changed."""
-        return {int(k) for (k,) in self.db.execute(
-            "SELECT id FROM files WHERE status = 'ok' AND updated >= ?", (when,))}
-
-    def vectors_of(self, keys: list[int], dim: int) -> np.ndarray:
-        out = np.zeros((len(keys), dim), dtype=np.float32)
-        for i, key in enumerate(keys):
+    def vector_by_hash(self, sha256: str | bytes) -> np.ndarray | None:
+        """A stored vector of a picture with this content, if there is one."""
+        rows = self.db.execute("SELECT id FROM files WHERE sha256 = ? AND status = 'ok' LIMIT 4", (hash_bytes(sha256),))
+        for (key,) in rows.fetchall():
             vec = self.vector(key)
-            if vec is None or vec.shape != (dim,):
-                raise LibraryError(f"catalogue row {key} has no usable vector")
-            out[i] = vec
-        return out
+            if vec is not None:
+                return vec
+        return None
+
+    def pending(self, dim: int, chunk: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(keys, vectors)`` of the pending rows in chunks, so a million never sit in memory twice."""
+        cur = self.db.execute(self._sql("SELECT id, vector FROM pending ORDER BY id"))
+        while batch := cur.fetchmany(chunk):
+            keys = np.fromiter((k for k, _ in batch), dtype=np.uint64, count=len(batch))
+            vecs = np.frombuffer(b"".join(v for _, v in batch), dtype=np.float32)
+            if vecs.size != len(batch) * dim:
+                raise LibraryError(f"catalogue {self.path} holds vectors of another size than {dim}; {RECOVERY}")
+            yield keys, vecs.reshape(len(batch), dim)
+
+    def pending_count(self) -> int:
+        """How many vectors are still only in the catalogue."""
+        return int(self.db.execute(self._sql("SELECT count(*) FROM pending")).fetchone()[0])
+
+    def settled_keys(self) -> np.ndarray:
+        """Keys of ``ok`` rows whose vector is in the vector file (not pending), sorted."""
+        cur = self.db.execute("SELECT id FROM files WHERE status = 'ok' AND id NOT IN (SELECT id FROM pending) ORDER BY id")
+        return np.fromiter((k for (k,) in cur), dtype=np.uint64)
+
+    def clear_pending(self) -> None:
+        """The vector file now holds every pending vector: drop them here (caller commits)."""
+        self.db.execute("DELETE FROM pending")
+
+    def mark_unembedded(self, keys: np.ndarray) -> None:
+        """Rows whose vector was lost with a damaged vector file: their size is set to -1, so the next
+        index run sees them as changed and embeds them again."""
+        ids = [int(k) for k in keys]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            self.db.execute(f"UPDATE files SET size = -1 WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        self.dirty = self.dirty or bool(ids)
 
     def counts(self) -> dict[str, int]:
+        """Rows per status."""
         out = {"ok": 0, "skipped": 0}
         out.update(dict(self.db.execute("SELECT status, count(*) FROM files GROUP BY status").fetchall()))
         return out
 
     def skip_reasons(self) -> dict[str, int]:
+        """Skipped rows per reason."""
         return dict(
             self.db.execute(
                 "SELECT reason, count(*) FROM files WHERE status = 'skipped' GROUP BY reason ORDER BY reason"
             ).fetchall()
         )
 
-    def commit(self) -> None:
+    def _sql(self, sql: str) -> str:
+        """The format-1 form of a pending-vector query: no ``pending`` table, every ``ok`` row's
+        vector is in ``files``."""
+        return _V1_SQL[sql] if self.format == 1 else sql
+
+    def vacuum(self) -> None:
+        """Give pages freed by clearing the pending vectors back to the file system (new catalogues
+        are created with incremental auto-vacuum; upgraded ones reuse the pages instead)."""
+        self.db.executescript("PRAGMA incremental_vacuum;")  # executescript steps it to the end
         self.db.commit()
 
-    def rollback(self) -> None:
-        self.db.rollback()
+    def _row(self, r) -> Row:
+        sha = r[5]
+        if isinstance(sha, str):  # format 1: hex text
+            sha = bytes.fromhex(sha)
+        return Row(int(r[0]), self.join(int(r[1]), r[2]), int(r[3]), int(r[4]),
+                   None if sha is None else bytes(sha), r[6], r[7], bool(r[8]))
 
-    def close(self) -> None:
-        self.db.close()
+
+_V1_COLUMNS = "id, 0, path, size, mtime_ns, sha256, status, reason, vector IS NOT NULL"
+_V1_SQL = {
+    "SELECT vector FROM pending WHERE id = ?": "SELECT vector FROM files WHERE id = ? AND status = 'ok'",
+    "SELECT id, vector FROM pending ORDER BY id":
+        "SELECT id, vector FROM files WHERE status = 'ok' AND vector IS NOT NULL ORDER BY id",
+    "SELECT count(*) FROM pending": "SELECT count(*) FROM files WHERE status = 'ok'",
+}
 
 
-def _row(r) -> Row:
-    return Row(int(r[0]), decode_path(r[1]), int(r[2]), int(r[3]), r[4], r[5], r[6])
+def damaged(path: str, exc: BaseException) -> LibraryError:
+    """The one message for a catalogue SQLite cannot read."""
+    return LibraryError(f"catalogue {path} is damaged or not an imgret catalogue ({exc}); {RECOVERY}")
+
+
+def check_header(path: str) -> None:
+    """A reader's cheap check: SQLite's magic, a sane page size and, where the header vouches for it,
+    a page count that matches the file's size (a truncated or overwritten file fails here)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(100)
+            size = os.fstat(fh.fileno()).st_size
+    except OSError as exc:
+        raise LibraryError(f"cannot read catalogue {path}: {exc.strerror}") from exc
+    if len(head) < 100 or not head.startswith(b"SQLite format 3\0"):
+        raise LibraryError(f"catalogue {path} is damaged or not an imgret catalogue (bad header); {RECOVERY}")
+    page = int.from_bytes(head[16:18], "big")
+    page = 65536 if page == 1 else page
+    pages = int.from_bytes(head[28:32], "big")
+    valid = head[24:28] == head[92:96] and pages > 0
+    # While a writer checkpoints its write-ahead log, the header may briefly run ahead of the size.
+    busy = os.path.exists(path + "-wal") and os.path.getsize(path + "-wal") > 0
+    if page < 512 or page & (page - 1) or (not busy and (size % page or (valid and pages * page != size))):
+        raise LibraryError(f"catalogue {path} is damaged (its size does not match its header); {RECOVERY}")
 
 
 def _quote(path: str) -> str:

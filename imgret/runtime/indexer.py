@@ -61,6 +61,7 @@ class _Faults:
         self.commits = self.stored = 0
 
     def at(self, point: str) -> None:
+        """Die here if this is the chosen point."""
         if point == self.point:
             _die()
 
@@ -74,6 +75,12 @@ class _Faults:
         self.stored += 1
         if self.commits == self.after_commits and self.stored == self.after_stored:
             _die()
+
+
+def fault_point(point: str) -> None:
+    """Test-only: die at a named point outside an index run (e.g. ``during-upgrade``)."""
+    if os.environ.get("IMGRET_FAULT_POINT") == point:
+        _die()
 
 
 def _die() -> None:
@@ -102,6 +109,8 @@ class Indexer:
     ) -> IndexReport:
         """Bring the catalogue up to date with every picture under ``root``; returns what was done.
 
+        With nothing changed this costs the walk, one catalogue query and a look-up per file: the
+        vector file is neither read nor written and the library's generation stays as it was.
         ``source`` replaces the local decode workers (``workers`` is then unused), e.g. by a cluster's.
         """
         start = time.monotonic()
@@ -109,17 +118,28 @@ class Indexer:
         root_abs = os.path.abspath(os.fspath(root))
         if not os.path.exists(root_abs):
             raise LibraryError(f"no such file or folder: {os.fspath(root)}")
-        todo, seen, unreadable_dirs = self._changed(root_abs, report, follow_outside)
+        report.vectors_lost = self.vector_file.ensure_sound()
+        known = self._known(root_abs)
+        todo, unreadable_dirs = self._changed(root_abs, report, follow_outside, known)
         source = source or functools.partial(prepared_stream, workers=workers)
         self._embed_all(todo, report, progress=progress, source=source)
-        report.removed = self._remove_vanished(root_abs, seen, unreadable_dirs)
+        report.removed = self._remove_vanished(known, unreadable_dirs)
         self.faults.at("before-final-commit")
         self._commit()
+        self.vector_file.forget()
         self.faults.at("after-final-commit")
         report.vector_file = self.vector_file.refresh()
         self.faults.at("after-index-save")
         report.seconds = time.monotonic() - start
         return report
+
+    def _known(self, root: str) -> dict[str, tuple[int, int, int, str | None]]:
+        """What the catalogue holds below ``root`` (a folder becomes a recorded root first)."""
+        if os.path.isdir(root):
+            self.catalogue.add_root(root)
+            return self.catalogue.known_under(root)
+        row = self.catalogue.lookup(root)
+        return {root: (row.key, row.size, row.mtime_ns, row.skip_reason)} if row else {}
 
     def index_files(self, paths: Iterable[str | os.PathLike]) -> IndexReport:
         """Index an explicit list of picture files (the library API's ``add``)."""
@@ -134,6 +154,7 @@ class Indexer:
             todo.append(Found(p, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)))
         self._embed_all(todo, report, progress=None, source=functools.partial(prepared_stream, workers=0))
         self._commit()
+        self.vector_file.forget()
         report.vector_file = self.vector_file.refresh()
         return report
 
@@ -147,35 +168,34 @@ class Indexer:
         if keys:
             self.catalogue.delete(keys)
             self._commit()
+            self.vector_file.forget()
             self.vector_file.refresh()
         return len(keys)
 
     def _commit(self) -> None:
-        self.catalogue.bump_generation()
         self.catalogue.commit()
 
-    def _changed(self, root: str, report: IndexReport, follow_outside: bool):
-        """Scan ``root``: files to embed, every path seen, and folders that could not be read."""
+    def _changed(self, root: str, report: IndexReport, follow_outside: bool, known: dict):
+        """Scan ``root``: the files to embed, and folders that could not be read. Every path seen is
+        taken out of ``known``, which is left holding the files that vanished."""
         todo: list[Found] = []
-        seen: set[str] = set()
         unreadable_dirs: list[str] = []
         for item in scan(root, follow_outside=follow_outside, exclude=self.exclude):
-            seen.add(item.path)
+            entry = known.pop(item.path, None)
             if isinstance(item, Skipped):
                 if item.reason in ("permission-denied", "unreadable") and os.path.isdir(item.path):
                     unreadable_dirs.append(item.path)
                 report.pass_over(item.path, item.reason)  # never recorded: `info` does not count it
                 continue
-            row = self.catalogue.lookup(item.path)
-            if row is not None and row.matches(item.size, item.mtime_ns):
-                if row.status == "ok":
+            if entry is not None and entry[1] == item.size and entry[2] == item.mtime_ns:
+                if entry[3] is None:
                     report.unchanged += 1
                 else:  # still recorded as skipped: counted with its reason, as `imgret info` counts it
                     report.previously_skipped += 1
-                    report.skip(item.path, row.reason or "unreadable")
+                    report.skip(item.path, entry[3])
                 continue
             todo.append(item)
-        return todo, seen, unreadable_dirs
+        return todo, unreadable_dirs
 
     def _embed_all(self, todo: list[Found], report: IndexReport, *, progress, source: PreparedSource) -> None:
         by_path = {f.path: f for f in todo}
@@ -232,15 +252,8 @@ class Indexer:
             report.added += 1
         self.faults.file_stored()
 
-    def _remove_vanished(self, root: str, seen: set[str], unreadable_dirs: list[str]) -> int:
-        prefix = root.rstrip(os.sep) + os.sep
+    def _remove_vanished(self, vanished: dict[str, tuple[int, int, int, str | None]], unreadable_dirs: list[str]) -> int:
+        """Forget the files not seen this run, except those below folders that could not be read."""
         keep_under = tuple(d.rstrip(os.sep) + os.sep for d in unreadable_dirs)
-        gone = []
-        for row in self.catalogue.rows():
-            p = row.path
-            if p != root and not p.startswith(prefix):
-                continue
-            if p in seen or (keep_under and p.startswith(keep_under)):
-                continue
-            gone.append(row.key)
+        gone = [entry[0] for p, entry in vanished.items() if not (keep_under and p.startswith(keep_under))]
         return self.catalogue.delete(gone)

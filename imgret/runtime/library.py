@@ -1,14 +1,17 @@
-"""A library: a folder holding the catalogue, the derived vector file and a writer lock.
+"""A library: a folder holding the catalogue, the vector file, its own model and a writer lock.
 
 Layout of a library folder::
 
-    catalogue.sqlite   source of truth: files, vectors, skip reasons, model fingerprint (SQLite, WAL)
-    vectors.usearch    derived usearch index of the vectors; rebuilt from the catalogue when missing,
-                       stale or damaged (its checksum, count and generation live in the catalogue)
+    catalogue.sqlite   source of truth: files (paths relative to the indexed folders), skip reasons,
+                       pending vectors, the model's fingerprint, the vector file's record (SQLite, WAL)
+    vectors-N.usearch  the settled vectors, searched memory-mapped; its name and checksums are in
+                       the catalogue (``vector_file.py``)
+    model.onnx         a copy of a custom encoder (a bundled one is recorded by name), checked by
+                       fingerprint on every open, so the library does not depend on the original file
     lock               held (flock) by the one process allowed to write
 
 This module keeps only the folder's life: open it for reading (:meth:`Library.open`), for writing
-with a model (:meth:`Library.open_writable`), or read its facts without a model (:func:`library_info`).
+(:meth:`Library.open_writable`), or read its facts without a model (:func:`library_info`).
 The work is done by :class:`~imgret.runtime.indexer.Indexer` and :mod:`imgret.runtime.search`.
 Readers never take the lock: they read the last committed state. A second writer fails at once
 with :class:`~imgret.errors.LibraryLockedError`.
@@ -17,25 +20,27 @@ with :class:`~imgret.errors.LibraryLockedError`.
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from imgret.errors import LibraryError, ModelMismatchError
-from imgret.runtime import search
-from imgret.runtime.catalogue import CATALOGUE_FORMAT, Catalogue
+from imgret.errors import LibraryError, ModelError, ModelMismatchError
+from imgret.runtime import atomic, search
+from imgret.runtime.catalogue import CATALOGUE_FORMAT, Catalogue, damaged
 from imgret.runtime.encoder import Encoder
-from imgret.runtime.indexer import Indexer
+from imgret.runtime.indexer import Indexer, fault_point
 from imgret.runtime.location import default_library_dir
 from imgret.runtime.lock import WriterLock
 from imgret.runtime.modelinfo import RESIZE_RULE
 from imgret.runtime.results import Hit, IndexReport, QueryResult
-from imgret.runtime.vector_file import VectorFile, file_matches, saved_record
+from imgret.runtime.vector_file import VectorFile
 
 CATALOGUE_FILE = "catalogue.sqlite"
-INDEX_FILE = "vectors.usearch"
+MODEL_FILE = "model.onnx"
 LOCK_FILE = "lock"
 PathLike = str | os.PathLike
 
@@ -53,27 +58,28 @@ class Library:
         """Assemble an opened library from its parts; use :meth:`open` or :meth:`open_writable`."""
         self.folder, self.catalogue, self.encoder, self._lock = folder, catalogue, encoder, lock
         self.model_ref = encoder.name
-        self.vector_file = VectorFile(catalogue, str(folder / INDEX_FILE), encoder.dim, encoder.metric)
+        self.vector_file = VectorFile(catalogue, str(folder), encoder.dim, encoder.metric)
 
     @classmethod
     def open(cls, folder: PathLike | None = None, *, model: PathLike | None = None,
              threads: int | None = None) -> Library:
-        """Open an existing library for queries; ``model`` (if given) must be the one it was built with."""
+        """Open an existing library for queries with its own model; ``model`` (if given) must be the
+        same model (same fingerprint)."""
         folder = _folder(folder)
-        cat_path = folder / CATALOGUE_FILE
-        if not cat_path.is_file():
-            raise LibraryError(
-                f"no library at {folder}: run `imgret index FOLDER` first (or pass --library / IMGRET_LIBRARY)"
-            )
+        if not (folder / CATALOGUE_FILE).is_file():
+            _open_catalogue(folder)  # the usual "no library" error, before a model is loaded
         encoder = _encoder(model, threads) if model is not None else None  # a bad model fails before anything
-        catalogue = Catalogue(str(cat_path), readonly=True)
+        catalogue = _open_catalogue(folder)
         try:
             recorded = catalogue.meta()
             _check_format(recorded)
             if "model_fingerprint" not in recorded:
                 raise LibraryError(f"library {folder} has no model recorded; run `imgret index` first")
-            encoder = encoder or _encoder(recorded.get("model_ref") or None, threads)
+            encoder = encoder or _own_encoder(folder, recorded, threads)
             _check_same_model(folder, recorded, encoder)
+        except sqlite3.DatabaseError as exc:
+            catalogue.close()
+            raise damaged(str(folder / CATALOGUE_FILE), exc) from exc
         except BaseException:
             catalogue.close()
             raise
@@ -84,31 +90,39 @@ class Library:
                       rebuild: bool = False, threads: int | None = None) -> Library:
         """Open a library for writing, creating the folder if missing, and hold its writer lock.
 
-        ``rebuild`` forgets every picture and starts over with ``model``; otherwise a library built
-        with another model is refused with :class:`~imgret.errors.ModelMismatchError`.
+        A format-1 library is upgraded in place first (one transaction). ``rebuild`` forgets every
+        picture and starts over with ``model``; otherwise a library built with another model is refused
+        with :class:`~imgret.errors.ModelMismatchError`. A custom model is copied into the library.
         """
         folder = _folder(folder)
         cat_path = folder / CATALOGUE_FILE
         encoder = _encoder(model, threads) if model is not None or not cat_path.is_file() else None
         lock = _take_lock(folder)
         try:
-            catalogue = Catalogue(str(cat_path))
+            catalogue = Catalogue(str(cat_path), fault=fault_point)
         except BaseException:
             lock.release()
             raise
         try:
             recorded = catalogue.meta()
             _check_format(recorded)
-            encoder = encoder or _encoder(recorded.get("model_ref") or None, threads)
+            encoder = encoder or _own_encoder(folder, recorded, threads)
             if "model_fingerprint" in recorded and not rebuild:
                 _check_same_model(folder, recorded, encoder)
             else:
                 _record_model(catalogue, recorded, encoder, forget=rebuild)
+            _keep_model(folder, catalogue, encoder)
+            unclean = catalogue.get_meta("writer") == "open"
+            catalogue.set_meta(writer="open")
+            catalogue.commit()
         except BaseException:
             catalogue.close()
             lock.release()
             raise
-        return cls(folder, catalogue, encoder, lock=lock)
+        lib = cls(folder, catalogue, encoder, lock=lock)
+        lib.vector_file.full_check = unclean  # the last writer died: check the whole vector file
+        lib.vector_file.remove_unused()  # files a killed writer left: temporary or never recorded
+        return lib
 
     @property
     def writable(self) -> bool:
@@ -150,7 +164,10 @@ class Library:
         The query's own entry is left out unless ``include_self``. A query picture that cannot be read
         gets a result with no hits and its ``error``; the others are still answered.
         """
-        return search.query(self.vector_file, self.encoder, images, n, include_self=include_self)
+        try:
+            return search.query(self.vector_file, self.encoder, images, n, include_self=include_self)
+        except sqlite3.DatabaseError as exc:  # damage a query touched: never answered from it
+            raise damaged(self.catalogue.path, exc) from exc
 
     def vectors_for(self, paths: list[str], *, workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Vectors for many files; see :func:`imgret.runtime.search.vectors_for`."""
@@ -161,8 +178,13 @@ class Library:
         return _info(self.folder, self.catalogue)
 
     def close(self) -> None:
-        """Close the catalogue and release the writer lock."""
+        """Close the catalogue (a writer marks its clean exit) and release the writer lock."""
         if self.catalogue is not None:
+            self.vector_file.forget()
+            if self._lock is not None:
+                self.catalogue.rollback()
+                self.catalogue.set_meta(writer="closed")
+                self.catalogue.commit()
             self.catalogue.close()
             self.catalogue = None
         if self._lock is not None:
@@ -182,23 +204,31 @@ def library_info(folder: PathLike | None = None) -> dict[str, object]:
     Reads the catalogue only; no model is loaded.
     """
     folder = _folder(folder)
+    catalogue = _open_catalogue(folder)
+    try:
+        if catalogue.get_meta("model_fingerprint") is None:
+            raise LibraryError(f"library {folder} has no model recorded; run `imgret index` first")
+        return _info(folder, catalogue)
+    except sqlite3.DatabaseError as exc:
+        raise damaged(str(folder / CATALOGUE_FILE), exc) from exc
+    finally:
+        catalogue.close()
+
+
+def _open_catalogue(folder: Path) -> Catalogue:
     cat_path = folder / CATALOGUE_FILE
     if not cat_path.is_file():
         raise LibraryError(
             f"no library at {folder}: run `imgret index FOLDER` first (or pass --library / IMGRET_LIBRARY)"
         )
-    catalogue = Catalogue(str(cat_path), readonly=True)
-    try:
-        if catalogue.get_meta("model_fingerprint") is None:
-            raise LibraryError(f"library {folder} has no model recorded; run `imgret index` first")
-        return _info(folder, catalogue)
-    finally:
-        catalogue.close()
+    return Catalogue(str(cat_path), readonly=True)
 
 
 def _info(folder: Path, catalogue: Catalogue) -> dict[str, object]:
     meta = catalogue.meta()
     counts = catalogue.counts()
+    vector_file = VectorFile(catalogue, str(folder), int(meta.get("embedding_dim", 0)), meta.get("metric", "cosine"))
+    rec = vector_file.record()
 
     def size_of(name: str) -> int:
         try:
@@ -208,19 +238,23 @@ def _info(folder: Path, catalogue: Catalogue) -> dict[str, object]:
 
     return {
         "library": str(folder),
+        "format": catalogue.format,
         "model": meta.get("model_ref"),
         "model_id": meta.get("model_id"),
         "model_fingerprint": meta.get("model_fingerprint"),
+        "model_file": meta.get("model_file"),
         "metric": meta.get("metric"),
         "embedding_dim": int(meta.get("embedding_dim", 0)),
         "input_size": int(meta.get("input_size", 0)),
+        "folders": catalogue.root_folders(),
         "pictures": counts.get("ok", 0),
         "skipped": counts.get("skipped", 0),
         "skip_reasons": catalogue.skip_reasons(),
+        "pending_vectors": catalogue.pending_count() if catalogue.format != 1 else 0,
         "catalogue_bytes": size_of(CATALOGUE_FILE) + size_of(CATALOGUE_FILE + "-wal"),
-        "index_bytes": size_of(INDEX_FILE),
-        # Fresh means the file on disk is the one recorded for the current catalogue, checked.
-        "index_fresh": file_matches(str(folder / INDEX_FILE), saved_record(meta)),
+        "index_bytes": size_of(rec[0]) if rec else 0,
+        # Fresh: the recorded file passes the reader's check and no vector is waiting to go in.
+        "index_fresh": vector_file.is_fresh(),
         "created": float(meta["created"]) if "created" in meta else None,
         "updated": float(meta["updated"]) if "updated" in meta else None,
     }
@@ -235,6 +269,47 @@ def _encoder(model: PathLike | None, threads: int | None) -> Encoder:
 
     ref, path = models.resolve(model)
     return Encoder(path, threads=threads, name=ref)
+
+
+def _own_encoder(folder: Path, recorded: dict[str, str], threads: int | None) -> Encoder:
+    """The library's own model: its copy in the folder, else the bundled model it names."""
+    copy = recorded.get("model_file")
+    if copy:
+        path = folder / copy
+        if not path.is_file():
+            raise LibraryError(f"library {folder} has lost its copy of its model ({copy}); "
+                               "index again with `--model FILE.onnx` (the same model) to restore it")
+        from imgret.runtime.encoder import file_sha256
+
+        if file_sha256(path) != recorded.get("model_fingerprint"):  # checked before onnxruntime sees it
+            raise LibraryError(f"library {folder}: its copy of its model ({copy}) does not match the "
+                               "fingerprint recorded (damaged?); index again with `--model FILE.onnx` "
+                               "(the same model) to restore it")
+        return Encoder(path, threads=threads, name=recorded.get("model_ref"))
+    try:
+        return _encoder(recorded.get("model_ref") or None, threads)
+    except ModelError as exc:  # a format-1 library that named a model file which has since moved
+        raise ModelError(f"{exc}; this library names its model by path: pass --model with the same model "
+                         "to an `imgret index` run, which keeps a copy in the library") from exc
+
+
+def _keep_model(folder: Path, catalogue: Catalogue, encoder: Encoder) -> None:
+    """Give the library its own verified copy of a custom model (a bundled one is kept by name)."""
+    from imgret import models
+
+    if models.is_bundled(encoder.path):
+        return
+    target = folder / MODEL_FILE
+    if catalogue.get_meta("model_file") == MODEL_FILE and target.is_file() and encoder.path.resolve() == target.resolve():
+        return
+    with open(encoder.path, "rb") as src:
+        atomic.write_with(target, lambda fh: shutil.copyfileobj(src, fh, 1 << 20))
+    from imgret.runtime.encoder import file_sha256
+
+    if file_sha256(target) != encoder.fingerprint:
+        raise ModelError(f"the copy of {encoder.path} in the library does not match it (changed while copying?)")
+    ref = encoder.name if catalogue.get_meta("model_file") is None else catalogue.get_meta("model_ref")
+    catalogue.set_meta(model_file=MODEL_FILE, model_ref=ref)
 
 
 def _take_lock(folder: Path) -> WriterLock:
@@ -267,13 +342,14 @@ def _record_model(catalogue: Catalogue, recorded: dict[str, str], encoder: Encod
     """Tie a new (or, with ``forget``, an emptied) library to ``encoder``."""
     if forget and "model_fingerprint" in recorded:  # --rebuild: start over with the new model
         catalogue.forget_all()
+    catalogue.drop_meta("model_file")  # _keep_model records the copy of a custom model again
     info = encoder.info
     catalogue.set_meta(
         format_version=CATALOGUE_FORMAT, model_ref=encoder.name, model_id=info.model_id,
         model_fingerprint=encoder.fingerprint, input_size=info.input_size, resize=RESIZE_RULE,
         embedding_dim=info.embedding_dim, metric=info.metric, created=recorded.get("created", time.time()),
     )
-    catalogue.bump_generation()
+    catalogue.dirty = True  # a new model is a change readers must see
     catalogue.commit()
 
 

@@ -52,7 +52,8 @@ class IndexReport:
     # time (tried again next run). Keyed by suffix or reason.
     passed_over: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
-    vector_file: str = ""  # what the run did to vectors.usearch: "fresh", "updated" or "rebuilt"
+    vector_file: str = ""  # what the run did to the vector file: "fresh", "pending", "updated" or "rebuilt"
+    vectors_lost: int = 0  # pictures read again because the vector file was damaged
 
     def skip(self, path: str, reason: str) -> None:
         """Record that ``path`` was skipped for ``reason``."""

@@ -1,133 +1,210 @@
-"""The library's ``vectors.usearch`` kept in step with the catalogue.
+"""The library's vector file kept in step with the catalogue.
 
-The file is an accelerator derived from the catalogue. After an index run it is brought up to date
-by removing and adding only the changed vectors (building an HNSW graph from scratch takes minutes
-for 100,000 pictures on a small CPU); when it is missing, stale or fails its checksum it is never
-searched, and is rebuilt from the catalogue.
+Every settled vector lives in one usearch file, ``vectors-N.usearch``, named in the catalogue's meta
+with its checksums (``vectors.py``). A vector embedded since is *pending*: committed in the catalogue,
+searched beside the file from memory. A refresh writes a new file (new name, so readers and a crash
+keep the old one), then in one catalogue transaction records it and clears the pending vectors; old
+files are removed after. Small change sets stay pending (up to :data:`MAX_PENDING`, or 2% of the file)
+so adding 100 pictures to a million does not rewrite 700 MB.
+
+A reader maps the file after a cheap check and never searches a file that fails it. A writer checks
+the file (whole, after an unclean shutdown) before a run: if it is damaged, the pictures whose vectors
+were only there are marked for embedding again, and the run re-reads them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import time
 
 import numpy as np
 
-from imgret.runtime import vectors
+from imgret.errors import LibraryError
+from imgret.runtime import atomic, vectors
 from imgret.runtime.catalogue import Catalogue
 
-
-def saved_record(meta: dict[str, str], *, fresh_only: bool = True) -> vectors.SavedIndex | None:
-    """What the catalogue's ``meta`` records about the index file; ``None`` when nothing (or, with
-    ``fresh_only``, nothing for the current catalogue generation) was recorded."""
-    if "index_sha256" not in meta:
-        return None
-    if fresh_only and meta.get("index_generation") != meta.get("catalogue_generation"):
-        return None
-    return vectors.SavedIndex(int(meta["index_count"]), meta["index_sha256"], int(meta["index_size"]))
-
-
-def file_matches(path: str, record: vectors.SavedIndex | None) -> bool:
-    """Whether the file at ``path`` is the one ``record`` describes (same size and checksum)."""
-    if record is None:
-        return False
-    try:
-        if os.path.getsize(path) != record.size:
-            return False
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest() == record.sha256
-    except OSError:
-        return False
+MAX_PENDING = 2000
+PENDING_SHARE = 50  # ... or one in this many of the file's vectors, whichever is fewer
+INDEX_META = ("index_file", "index_count", "index_sha256", "index_size", "index_sample", "index_dead",
+              "index_generation")
+LEGACY_FILE = "vectors.usearch"  # format 1
 
 
 class VectorFile:
-    """One library's ``vectors.usearch``: ``refresh`` after writing, ``searchable`` for queries."""
+    """One library's vector file: ``searchable`` for queries, ``ensure_sound`` and ``refresh`` for writers.
 
-    def __init__(self, catalogue: Catalogue, path: str, dim: int, metric: str) -> None:
-        self.catalogue, self.path, self.dim, self.metric = catalogue, path, dim, metric
-        self.index = None  # the loaded or built usearch index, cached
+    ``io`` is the module that reads and writes files (:mod:`imgret.runtime.vectors`); tests pass a
+    counting stand-in to prove what is (not) read or written.
+    """
+
+    def __init__(self, catalogue: Catalogue, folder: str, dim: int, metric: str, io=vectors) -> None:
+        self.catalogue, self.folder, self.dim, self.metric, self.io = catalogue, folder, dim, metric, io
+        self.full_check = False  # set after an unclean shutdown: check the whole file once
+        self._searchable: vectors.Searchable | None = None
+        catalogue.vector_store = self.settled_vector
+
+    # -- what the catalogue records -----------------------------------------------------------------
+    def record(self) -> tuple[str, vectors.SavedIndex] | None:
+        """``(file name, checksum record)`` of the recorded vector file, or ``None``."""
+        meta = self.catalogue.meta()
+        if self.catalogue.format == 1:  # format 1: one file, valid only for its generation
+            if "index_sha256" not in meta or meta.get("index_generation") != meta.get("catalogue_generation"):
+                return None
+            return LEGACY_FILE, vectors.SavedIndex(int(meta["index_count"]), meta["index_sha256"],
+                                                   int(meta["index_size"]))
+        if "index_file" not in meta:
+            return None
+        return meta["index_file"], vectors.SavedIndex(int(meta["index_count"]), meta["index_sha256"],
+                                                      int(meta["index_size"]), meta.get("index_sample", ""))
+
+    def path(self, name: str = LEGACY_FILE) -> str:
+        """Where a vector file of this library lives."""
+        return os.path.join(self.folder, name)
 
     def forget(self) -> None:
-        """Drop the cached index (the catalogue changed)."""
-        self.index = None
+        """Drop the cached view (the catalogue changed)."""
+        if self._searchable is not None:
+            self._searchable.close()
+        self._searchable = None
 
-    def record(self, *, fresh_only: bool = True) -> vectors.SavedIndex | None:
-        """What the catalogue records about this file (see :func:`saved_record`)."""
-        return saved_record(self.catalogue.meta(), fresh_only=fresh_only)
+    def is_fresh(self) -> bool:
+        """Whether the recorded file passes the reader's check and nothing is pending."""
+        rec = self.record()
+        if rec is None:
+            return False
+        try:
+            self.io.verify(self.path(rec[0]), rec[1], full=False)
+        except vectors.IndexDamaged:
+            return False
+        return self.catalogue.format != 1 and self.catalogue.pending_count() == 0
 
-    def refresh(self) -> str:
-        """Make the file match the catalogue: ``"fresh"`` (it already did), ``"updated"`` (an older
-        verified file brought up to date) or ``"rebuilt"`` (from the catalogue). Needs the writer lock."""
-        record = self.record()
-        if record is not None:
-            try:
-                self.index = vectors.load_verified(self.path, record)
-                return "fresh"
-            except vectors.IndexDamaged:
-                pass
-        started = time.time()
-        outcome, index = "rebuilt", None
-        older = self.record(fresh_only=False)
-        built_at = self.catalogue.get_meta("index_built_at")
-        if older is not None and built_at is not None:
-            try:
-                index = vectors.load_verified(self.path, older)
-                if self._apply_changes(index, float(built_at)):
-                    outcome = "updated"
-                else:
-                    index = None
-            except vectors.IndexDamaged:
-                index = None
-        if index is None:
-            index = self.build()
-        saved = vectors.save_atomic(index, self.path)
-        gen = self.catalogue.get_meta("catalogue_generation", "0")
-        self.catalogue.set_meta(
-            index_generation=gen, index_count=saved.count, index_sha256=saved.sha256, index_size=saved.size,
-            index_built_at=repr(started),
-        )
+    # -- reading ------------------------------------------------------------------------------------
+    def searchable(self) -> vectors.Searchable:
+        """The file (mapped, checked) plus the pending vectors; raises :class:`LibraryError` for a
+        damaged file rather than search it."""
+        if self._searchable is None:
+            self._searchable = self._open_searchable()
+        return self._searchable
+
+    def _open_searchable(self) -> vectors.Searchable:
+        rec = self.record()
+        settled = self._view(rec, missing_ok=True) if rec is not None else None
+        if settled is None and rec is not None and self.catalogue.format != 1:
+            rec = self.record()  # a writer replaced the file between our two reads: once more
+            settled = self._view(rec, missing_ok=False) if rec is not None else None
+        legacy_fresh = self.catalogue.format == 1 and settled is not None
+        keys, overlay = set(), None
+        if not legacy_fresh:  # format 1 keeps every vector in the catalogue: "pending" means all
+            overlay = vectors.new_index(self.dim, self.metric)
+            for k, v in self.catalogue.pending(self.dim):
+                overlay.add(k, v)
+                keys.update(int(x) for x in k)
+        dead = int(self.catalogue.get_meta("index_dead", "0")) if settled is not None else 0
+        return vectors.Searchable(settled, overlay, keys, dead)
+
+    def _view(self, rec: tuple[str, vectors.SavedIndex], *, missing_ok: bool):
+        name, saved = rec
+        try:
+            return self.io.open_view(self.path(name), saved, self.dim)
+        except vectors.IndexDamaged as exc:
+            if self.catalogue.format == 1 or (missing_ok and isinstance(exc.__cause__, FileNotFoundError)):
+                return None  # format 1: search the catalogue's own copies, as format 1 did
+            raise LibraryError(
+                f"the library's vector file {name} is damaged ({exc}); it is never searched: "
+                "run `imgret index FOLDER` to rebuild it (its pictures are read again)"
+            ) from exc
+
+    def settled_vector(self, key: int) -> np.ndarray | None:
+        """The vector of ``key`` in the vector file, if there."""
+        index = self.searchable().settled
+        if index is None or key not in index:
+            return None
+        return np.asarray(index.get(key), dtype=np.float32).reshape(-1).copy()
+
+    # -- writing ------------------------------------------------------------------------------------
+    def ensure_sound(self) -> int:
+        """Check the recorded file before a run (whole after an unclean shutdown); if it is damaged,
+        mark the pictures whose vectors were only there for embedding again. Returns how many."""
+        rec = self.record()
+        if rec is None:
+            return 0
+        try:
+            if self.full_check:
+                self.io.verify(self.path(rec[0]), rec[1], full=True)
+            else:
+                self.io.check_sample(self.path(rec[0]), rec[1])
+            self.full_check = False
+            return 0
+        except vectors.IndexDamaged:
+            return self._lose_file()
+
+    def _lose_file(self) -> int:
+        lost = self.catalogue.settled_keys()
+        self.catalogue.mark_unembedded(lost)
+        self.catalogue.drop_meta(*INDEX_META)
         self.catalogue.commit()
-        self.index = index
+        self.forget()
+        return len(lost)
+
+    def refresh(self, *, force: bool = False) -> str:
+        """Write the pending vectors into a new vector file when worth it: ``"fresh"`` (nothing to
+        do; the file is not read), ``"pending"`` (a few changes left pending), ``"updated"`` (the old
+        file plus the changes) or ``"rebuilt"`` (from the pending vectors alone). Needs the lock."""
+        rec = self.record()
+        changes = self.catalogue.pending_count() + int(self.catalogue.get_meta("index_dead", "0"))
+        if rec is not None and changes == 0 and not force:
+            return "fresh"
+        if rec is not None and not force and changes <= min(MAX_PENDING, rec[1].count // PENDING_SHARE):
+            return "pending"
+        self.forget()
+        index = self._base(rec)
+        outcome = "rebuilt" if index is None else "updated"
+        index = index if index is not None else vectors.new_index(self.dim, self.metric)
+        have = np.asarray(index.keys, dtype=np.uint64)
+        keep = self.catalogue.settled_keys()
+        stale = np.setdiff1d(have, keep, assume_unique=True)  # removed, or updated (now pending)
+        if len(stale):
+            index.remove(stale)
+        lost = np.setdiff1d(keep, have, assume_unique=True)
+        if len(lost):  # settled rows with no vector anywhere: embed again on the next run
+            self.catalogue.mark_unembedded(lost)
+        for keys, vecs in self.catalogue.pending(self.dim):
+            index.add(keys, vecs)
+        self._save(index)
         return outcome
 
-    def _apply_changes(self, index, built_at: float) -> bool:
-        """Bring ``index`` in line with the catalogue; False when a full rebuild is the better deal."""
-        if index.ndim != self.dim:
-            return False
-        have = {int(k) for k in index.keys}
-        want = self.catalogue.ok_keys()
-        # A margin of a second covers rows written while the last build read the catalogue.
-        changed = self.catalogue.keys_updated_since(built_at - 1.0) & want
-        remove = (have - want) | (changed & have)
-        add = sorted((want - have) | changed)
-        if len(remove) + len(add) > max(1000, len(want) // 2):
-            return False
-        if remove:
-            index.remove(np.fromiter(remove, dtype=np.uint64, count=len(remove)))
-        if add:
-            index.add(np.asarray(add, dtype=np.uint64), self.catalogue.vectors_of(add, self.dim))
-        return len(index) == len(want)
+    def _base(self, rec):
+        """The recorded file loaded to be changed, or ``None`` (none, or damaged: then its vectors
+        are lost and :meth:`refresh` marks their pictures for embedding again)."""
+        if rec is None or self.catalogue.format == 1:
+            return None
+        try:
+            return self.io.load_for_update(self.path(rec[0]), rec[1], self.dim)
+        except vectors.IndexDamaged:
+            return None
 
-    def build(self):
-        """A new in-memory index of every vector in the catalogue."""
-        keys, vecs = self.catalogue.all_vectors(self.dim)
-        return vectors.build(keys, vecs, self.metric)
+    def _save(self, index) -> None:
+        serial = int(self.catalogue.get_meta("index_serial", "0")) + 1
+        name = f"vectors-{serial}.usearch"
+        saved = self.io.save(index, self.path(name))
+        self.catalogue.set_meta(
+            index_file=name, index_count=saved.count, index_sha256=saved.sha256, index_size=saved.size,
+            index_sample=saved.sample, index_dead=0, index_serial=serial,
+            index_generation=self.catalogue.get_meta("catalogue_generation", "0"),
+        )
+        self.catalogue.clear_pending()
+        self.catalogue.commit()
+        self.catalogue.vacuum()
+        self.remove_unused()
 
-    def searchable(self):
-        """The index to search: the verified file for the current generation, else one built in memory
-        from the catalogue (a reader never writes; the next ``index`` run repairs the file)."""
-        if self.index is not None:
-            return self.index
-        record = self.record()
-        if record is not None:
-            try:
-                self.index = vectors.load_verified(self.path, record)
-                return self.index
-            except vectors.IndexDamaged:
-                pass
-        self.index = self.build()
-        return self.index
+    def remove_unused(self) -> None:
+        """Delete vector files the catalogue no longer names (readers that mapped one keep it) and
+        temporary files of killed saves. Only the writer calls this."""
+        atomic.remove_stale_temps(self.folder, "vectors")  # ".vectors-*.tmp": this and older formats
+        rec = self.record()
+        current = rec[0] if rec else None
+        for entry in os.listdir(self.folder):
+            if entry != current and (entry == LEGACY_FILE or (entry.startswith("vectors-") and entry.endswith(".usearch"))):
+                try:
+                    os.unlink(self.path(entry))
+                except OSError:
+                    pass

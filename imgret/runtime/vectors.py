@@ -1,92 +1,206 @@
-"""The usearch index file: a derived, rebuildable accelerator over the catalogue's vectors.
+"""The usearch vector file: where settled vectors live, searched memory-mapped.
 
-It is serialised to bytes, checksummed and written through :mod:`imgret.runtime.atomic`,
-so a reader never sees a half-written file and a crash leaves the previous one. Loading verifies the
-checksum and count the catalogue recorded; any mismatch means "rebuild from the catalogue", never
-"search it anyway".
+Written once per change set to a new file name (never over the file readers use), fsynced, then
+recorded in the catalogue with its size, count and two SHA-256 checksums: of the whole file (checked
+by writers before they build on it, and by ``imgret check``) and of its first and last
+:data:`SAMPLE_BYTES` (checked by every reader, with the size and count, before searching). Files up
+to :data:`FULL_CHECK_BYTES` are checked whole by readers too. Searching maps the file (``view``): a
+query reads the pages it touches, not the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from imgret.runtime import atomic
 
-# Below this many vectors a query is an exact (brute-force) scan; above it, the HNSW graph.
-EXACT_SEARCH_LIMIT = 20_000
+# Exact (brute-force) search up to this many vectors, HNSW above: the crossover of one-query search
+# time measured on the 2-core development machine, 128-d (benchmarks/README.md, "Library at scale").
+EXACT_SEARCH_LIMIT = 2_000
+# HNSW search breadth: recall@10 against exact search 0.9995 at 100k (0.9955 at 64), same place.
+EXPANSION_SEARCH = 128
+VECTOR_DTYPE = "f32"  # pinned: what is stored is what the encoder gave
 USEARCH_METRIC = {"cosine": "cos", "l2": "l2sq"}
+SAMPLE_BYTES = 1 << 20
+FULL_CHECK_BYTES = 16 << 20  # ~25,000 pictures at 128-d: whole-file SHA-256 costs a reader ~10 ms
 # Temporary files of imgret before the shared atomic writer were named ".vectors-*.tmp".
 LEGACY_TEMP_NAME = "vectors"
 
 
 @dataclass(frozen=True)
 class SavedIndex:
-    """What the catalogue records about a saved index file."""
+    """What the catalogue records about a saved vector file."""
 
     count: int
     sha256: str
     size: int
+    sample: str = ""  # SHA-256 of the first and last SAMPLE_BYTES ("" for a format-1 record)
 
 
 class IndexDamaged(Exception):
-    """The index file does not match what the catalogue recorded."""
+    """The vector file does not match what the catalogue recorded."""
+
+
+def usearch_index_class():
+    """usearch's ``Index``, loaded after onnxruntime: with usearch 2.26 and onnxruntime 1.32, loading
+    usearch's native library first makes the later onnxruntime import crash the process (SIGSEGV)."""
+    import onnxruntime  # noqa: F401 - import order only
+    from usearch.index import Index
+
+    return Index
+
+
+def new_index(dim: int, metric: str):
+    """An empty in-memory usearch index with imgret's pinned settings."""
+    Index = usearch_index_class()  # noqa: N806 - a class
+
+    return Index(ndim=dim, metric=USEARCH_METRIC[metric], dtype=VECTOR_DTYPE, expansion_search=EXPANSION_SEARCH)
 
 
 def build(keys: np.ndarray, vectors: np.ndarray, metric: str):
     """Create an in-memory usearch index from keys and float32 vectors."""
-    from usearch.index import Index
-
-    dim = vectors.shape[1]
-    index = Index(ndim=dim, metric=USEARCH_METRIC[metric], dtype="f32")
+    index = new_index(vectors.shape[1], metric)
     if len(keys):
         index.add(np.asarray(keys, dtype=np.uint64), np.ascontiguousarray(vectors, dtype=np.float32))
     return index
 
 
-def save_atomic(index, path: str) -> SavedIndex:
-    """Serialise ``index`` to ``path`` atomically (:mod:`imgret.runtime.atomic`); return its checksum record.
-
-    The caller holds the library's writer lock, so any earlier temporary file in the folder was left by
-    a writer that was killed mid-save; it is removed here rather than left to pile up.
-    """
-    data = bytes(index.save())
-    digest = hashlib.sha256(data).hexdigest()
+def save(index, path: str) -> SavedIndex:
+    """Write ``index`` to ``path`` through a temporary file (usearch streams it: no copy in memory),
+    fsync it, and return its checksum record. Only the writer (holding the lock) calls this, so a
+    temporary file left in the folder is from a killed writer and is removed."""
     folder = os.path.dirname(os.path.abspath(path))
     atomic.remove_stale_temps(folder, os.path.basename(path))
     atomic.remove_stale_temps(folder, LEGACY_TEMP_NAME)
-    atomic.write_bytes(path, data)
-    return SavedIndex(count=len(index), sha256=digest, size=len(data))
+    with atomic.replacing_path(path) as tmp:
+        index.save(tmp)
+    return checksum_record(path, len(index))
 
 
-def load_verified(path: str, expected: SavedIndex):
-    """Load an index file only if its size, checksum and count match ``expected``."""
-    from usearch.index import Index
+def checksum_record(path: str, count: int) -> SavedIndex:
+    """Size, whole-file and sample checksums of a vector file holding ``count`` vectors."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return SavedIndex(count, digest.hexdigest(), os.path.getsize(path), sample_digest(path))
 
+
+def sample_digest(path: str) -> str:
+    """SHA-256 of the first and last :data:`SAMPLE_BYTES` of a file (the header and the tail)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        digest.update(fh.read(SAMPLE_BYTES))
+        if size > SAMPLE_BYTES:
+            fh.seek(max(SAMPLE_BYTES, size - SAMPLE_BYTES))
+            digest.update(fh.read(SAMPLE_BYTES))
+    return digest.hexdigest()
+
+
+def verify(path: str, expected: SavedIndex, *, full: bool) -> None:
+    """Raise :class:`IndexDamaged` unless the file has the recorded size and checksums: the sample
+    always, the whole file when ``full`` or when it is small enough to be cheap."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        size = os.path.getsize(path)
+        if size != expected.size:
+            raise IndexDamaged(f"vector file is {size} bytes, catalogue expects {expected.size}")
+        whole = full or not expected.sample or size <= FULL_CHECK_BYTES
+        if not whole and sample_digest(path) != expected.sample:
+            raise IndexDamaged("vector file's header or tail does not match its checksum")
+        if whole and checksum_record(path, expected.count).sha256 != expected.sha256:
+            raise IndexDamaged("vector file's checksum does not match the catalogue")
     except OSError as exc:
-        raise IndexDamaged(f"cannot read index file: {exc.strerror}") from exc
-    if len(data) != expected.size:
-        raise IndexDamaged(f"index file is {len(data)} bytes, catalogue expects {expected.size}")
-    if hashlib.sha256(data).hexdigest() != expected.sha256:
-        raise IndexDamaged("index file checksum does not match the catalogue")
+        raise IndexDamaged(f"cannot read vector file: {exc.strerror}") from exc
+
+
+def check_sample(path: str, expected: SavedIndex) -> None:
+    """A writer's check before a run: the size and the head-and-tail checksum (O(1) reads, whatever
+    the file's size); the whole file is checked when it is loaded to be changed."""
     try:
-        index = Index.restore(data)
+        size = os.path.getsize(path)
+        if size != expected.size:
+            raise IndexDamaged(f"vector file is {size} bytes, catalogue expects {expected.size}")
+        if sample_digest(path) != expected.sample:
+            raise IndexDamaged("vector file's header or tail does not match its checksum")
+    except OSError as exc:
+        raise IndexDamaged(f"cannot read vector file: {exc.strerror}") from exc
+
+
+def open_view(path: str, expected: SavedIndex, dim: int):
+    """The vector file memory-mapped for searching, after :func:`verify` (cheap form)."""
+    verify(path, expected, full=False)
+    return _restore(path, expected, dim, view=True)
+
+
+def load_for_update(path: str, expected: SavedIndex, dim: int):
+    """The vector file loaded into memory to be changed, after a full :func:`verify`."""
+    verify(path, expected, full=True)
+    return _restore(path, expected, dim, view=False)
+
+
+def _restore(path: str, expected: SavedIndex, dim: int, *, view: bool):
+    Index = usearch_index_class()  # noqa: N806 - a class
+
+    try:
+        index = Index.restore(path, view=view)
     except Exception as exc:
-        raise IndexDamaged(f"index file cannot be parsed: {exc}") from exc
-    if index is None or len(index) != expected.count:
-        raise IndexDamaged("index file holds a different number of vectors than the catalogue")
+        raise IndexDamaged(f"vector file cannot be parsed: {exc}") from exc
+    if index is None or len(index) != expected.count or index.ndim != dim:
+        raise IndexDamaged("vector file holds another number or size of vectors than the catalogue records")
+    index.expansion_search = EXPANSION_SEARCH
     return index
 
 
+@dataclass
+class Searchable:
+    """What a query searches: the vector file (``settled``, may be ``None``) plus the pending vectors
+    (``overlay``, in memory). ``dead``: keys in the file that no longer stand for a settled picture."""
+
+    settled: object | None
+    overlay: object | None
+    overlay_keys: set[int] = field(default_factory=set)
+    dead: int = 0
+
+    def __len__(self) -> int:
+        return (len(self.settled) if self.settled is not None else 0) + len(self.overlay_keys)
+
+    def close(self) -> None:
+        """Unmap the vector file."""
+        if self.settled is not None:
+            with contextlib.suppress(Exception):
+                self.settled.reset()
+            self.settled = None
+
+
 def search(index, queries: np.ndarray, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Nearest ``count`` keys and distances for each query row; exact below :data:`EXACT_SEARCH_LIMIT`."""
-    size = len(index)
+    """Nearest ``count`` keys and distances for each query row, in a usearch index or a
+    :class:`Searchable`; exact below :data:`EXACT_SEARCH_LIMIT` vectors, HNSW above."""
+    if not isinstance(index, Searchable):
+        return _search_one(index, queries, count)
+    if index.settled is None:
+        return _search_one(index.overlay, queries, count)
+    # Keys updated since the file was written are in it with their old vector: ask for more, drop them.
+    found = _search_one(index.settled, queries, count + index.dead)
+    extra = _search_one(index.overlay, queries, count) if index.overlay is not None else None
+    out = []
+    for i, (keys, dists) in enumerate(found):
+        keep = np.fromiter((int(k) not in index.overlay_keys for k in keys), dtype=bool, count=len(keys))
+        keys, dists = keys[keep], dists[keep]
+        if extra is not None:
+            keys, dists = np.concatenate([keys, extra[i][0]]), np.concatenate([dists, extra[i][1]])
+        order = np.argsort(dists, kind="stable")[:count]
+        out.append((keys[order], dists[order]))
+    return out
+
+
+def _search_one(index, queries: np.ndarray, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    size = 0 if index is None else len(index)
     if size == 0 or count <= 0:
         return [(np.zeros(0, np.uint64), np.zeros(0, np.float32)) for _ in range(len(queries))]
     k = min(count, size)

@@ -62,19 +62,52 @@ def connect(libdir: Path) -> sqlite3.Connection:
 
 
 def snapshot(libdir: Path) -> dict[bytes, tuple]:
-    """Every catalogue row keyed by raw path bytes: (size, mtime_ns, sha256, status, reason, vector)."""
+    """Every catalogue row keyed by its absolute path's raw bytes: (size, mtime_ns, sha256 as hex,
+    status, reason, vector bytes). The vector is the pending copy in the catalogue, else the one in the
+    vector file the catalogue names (format 2 stores each vector once); format 1 is read as it is."""
     if not (libdir / "catalogue.sqlite").exists():
         return {}
     db = connect(libdir)
     try:
-        rows = db.execute("SELECT path, size, mtime_ns, sha256, status, reason, vector FROM files").fetchall()
-    except sqlite3.OperationalError as exc:  # no tables yet: killed before the schema was committed
-        if "no such table" in str(exc):
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "files" not in tables:  # killed before the schema was committed
             return {}
-        raise
+        if "roots" not in tables:  # format 1
+            rows = db.execute("SELECT path, size, mtime_ns, sha256, status, reason, vector FROM files").fetchall()
+            return {bytes(r[0]): (r[1], r[2], r[3], r[4], r[5], None if r[6] is None else bytes(r[6])) for r in rows}
+        roots = {i: bytes(p) for i, p in db.execute("SELECT id, path FROM roots")}
+        rows = db.execute("SELECT f.id, root, path, size, mtime_ns, sha256, status, reason, p.vector "
+                          "FROM files f LEFT JOIN pending p ON p.id = f.id").fetchall()
+        m = dict(db.execute("SELECT key, value FROM meta").fetchall())
     finally:
         db.close()
-    return {bytes(r[0]): (r[1], r[2], r[3], r[4], r[5], None if r[6] is None else bytes(r[6])) for r in rows}
+    settled = file_vectors(libdir, m)
+    out = {}
+    for key, root, path, size, mtime, sha, status, reason, vec in rows:
+        full = bytes(path) if root == 0 else roots[root] + os.fsencode(os.sep) + bytes(path)
+        vec = bytes(vec) if vec is not None else settled.get(key) if status == "ok" else None
+        out[full] = (size, mtime, None if sha is None else bytes(sha).hex(), status, reason, vec)
+    return out
+
+
+def vector_file(libdir: Path, m: dict[str, str] | None = None) -> Path | None:
+    """The vector file the catalogue names, or ``None``."""
+    m = meta(libdir) if m is None else m
+    return libdir / m["index_file"] if "index_file" in m else None
+
+
+def file_vectors(libdir: Path, m: dict[str, str]) -> dict[int, bytes]:
+    """key -> float32 vector bytes of every vector in the named vector file (empty when there is none)."""
+    from imgret.runtime.vectors import usearch_index_class
+
+    Index = usearch_index_class()  # noqa: N806 - onnxruntime must load first (see there)
+
+    path = vector_file(libdir, m)
+    if path is None or not path.exists():
+        return {}
+    index = Index.restore(str(path))
+    keys = [int(k) for k in index.keys]
+    return {k: index.get(k).astype("float32").tobytes() for k in keys}
 
 
 def ok_vectors(libdir: Path) -> dict[bytes, bytes]:

@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fakes import scene
-from harness import child_env, meta, ok_vectors, run_imgret, snapshot
+from harness import child_env, meta, ok_vectors, run_imgret, snapshot, vector_file
 
 from imgret.errors import LibraryError
 from imgret.runtime import vectors
 from imgret.runtime.encoder import Encoder
-from imgret.runtime.library import INDEX_FILE, Library
+from imgret.runtime.library import Library
 
 SEED = 20250605
 KILLS = 25
@@ -84,8 +84,11 @@ def assert_converged(libdir: Path, folder: Path, model: Path, clean_dir: Path) -
     assert {p: r[2:] for p, r in got.items()} == {p: r[2:] for p, r in want.items()}  # sha, status, vector
     m = meta(libdir)
     assert m["index_generation"] == m["catalogue_generation"]
-    saved = vectors.SavedIndex(int(m["index_count"]), m["index_sha256"], int(m["index_size"]))
-    assert len(vectors.load_verified(str(libdir / INDEX_FILE), saved)) == len(ok_vectors(libdir))
+    saved = vectors.SavedIndex(int(m["index_count"]), m["index_sha256"], int(m["index_size"]), m["index_sample"])
+    vectors.verify(str(vector_file(libdir, m)), saved, full=True)
+    assert saved.count == len(ok_vectors(libdir))
+    vector_files = [p for p in os.listdir(libdir) if p.endswith(".usearch")]
+    assert vector_files == [m["index_file"]], "old vector files left behind"
     assert not [p for p in os.listdir(libdir) if p.endswith(".tmp")], "temporary files left behind"
 
 

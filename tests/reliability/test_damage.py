@@ -1,22 +1,25 @@
 """Damaged library files, through the CLI.
 
-The index file is derived: any damage is detected by its checksum, never searched, and rebuilt by the
-next ``index``. The catalogue is the source of truth: damage to it gives one clear line naming the
-recovery (move the library aside and index again), which is then shown to work.
+The vector file holds the settled vectors once: damage is detected by its size and checksums before a
+query maps it, and is never searched (one clear line); the next ``index`` re-reads the pictures whose
+vectors it held. ``imgret check`` finds any damage anywhere. The catalogue is the source of truth:
+damage to it gives one clear line naming the recovery (move the library aside and index again) as soon
+as anything touches it; a reader checks only its header, so damage elsewhere either fails the query the
+same way or, untouched, leaves its answer as it was.
 """
 
 from __future__ import annotations
 
 import random
 import shutil
+import sqlite3
 
 import pytest
 from fakes import write_scenes
-from harness import meta, run_imgret
+from harness import meta, run_imgret, vector_file
 
 from imgret.runtime import vectors
 from imgret.runtime.catalogue import RECOVERY
-from imgret.runtime.library import INDEX_FILE
 
 
 @pytest.fixture
@@ -31,9 +34,11 @@ def library(imgret, tmp_path, fake_model):
 
 def _index_file_is_sound(lib) -> bool:
     m = meta(lib)
-    saved = vectors.SavedIndex(int(m["index_count"]), m["index_sha256"], int(m["index_size"]))
+    if "index_file" not in m:
+        return False
+    saved = vectors.SavedIndex(int(m["index_count"]), m["index_sha256"], int(m["index_size"]), m["index_sample"])
     try:
-        vectors.load_verified(str(lib / INDEX_FILE), saved)
+        vectors.verify(str(vector_file(lib, m)), saved, full=True)
     except vectors.IndexDamaged:
         return False
     return m["index_generation"] == m["catalogue_generation"]
@@ -58,22 +63,47 @@ def _damage(data: bytes, how: str) -> bytes:
 
 
 @pytest.mark.parametrize("how", ["truncated", "zeroed", "bitflip", "appended", "empty", "missing"])
-def test_damaged_index_file_is_detected_and_rebuilt(imgret, library, how):
+def test_damaged_vector_file_is_never_searched_and_the_next_index_repairs_it(imgret, library, how):
     photos, lib = library
     query = ["query", photos / "scene007.png", "--library", lib, "-N", "10"]
     good = imgret(*query).stdout
-    index_file = lib / INDEX_FILE
+    index_file = vector_file(lib)
     if how == "missing":
         index_file.unlink()
     else:
         index_file.write_bytes(_damage(index_file.read_bytes(), how))
     assert not _index_file_is_sound(lib)
-    r = imgret(*query)
-    assert r.code == 0 and r.stdout == good  # answered from the catalogue, not the damaged file
+    r = run_imgret(*query)
+    assert r.code == 1 and r.stdout == ""  # never answered from a damaged file
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "damaged" in lines[0] and "imgret index" in lines[0], lines
+    c = run_imgret("check", "--library", lib)
+    assert c.code == 1 and "vector file" in c.stderr
     r = imgret("index", photos, "--library", lib)
-    assert r.code == 0 and "0 added, 0 updated, 0 removed, 40 unchanged" in r.stderr
+    assert r.code == 0 and "0 added, 40 updated, 0 removed, 0 unchanged" in r.stderr, r.stderr
     assert _index_file_is_sound(lib)
     assert imgret(*query).stdout == good
+    assert run_imgret("check", "--library", lib).code == 0
+
+
+def test_damage_in_the_middle_of_a_large_vector_file_is_found_by_check_and_after_an_unclean_exit(
+        imgret, library, monkeypatch):
+    """Readers check a large file's size, head and tail only; `check` and a writer after an unclean
+    shutdown check it whole."""
+    photos, lib = library
+    index_file = vector_file(lib)
+    data = bytearray(index_file.read_bytes())
+    data[len(data) // 2] ^= 0x08
+    index_file.write_bytes(bytes(data))
+    c = run_imgret("check", "--library", lib)
+    assert c.code == 1 and "vector file" in c.stderr
+    db = sqlite3.connect(lib / "catalogue.sqlite")
+    db.execute("UPDATE meta SET value = 'open' WHERE key = 'writer'")  # as a killed writer leaves it
+    db.commit()
+    db.close()
+    r = imgret("index", photos, "--library", lib)
+    assert r.code == 0 and "40 updated" in r.stderr
+    assert _index_file_is_sound(lib)
 
 
 def test_temporary_file_of_a_killed_save_is_cleaned_up(imgret, library):
@@ -103,11 +133,17 @@ def test_damaged_catalogue_gives_one_clear_line_and_the_recovery_works(imgret, l
     cat = lib / "catalogue.sqlite"
     for extra in ("-wal", "-shm"):
         (lib / ("catalogue.sqlite" + extra)).unlink(missing_ok=True)
+    before = {}
+    for args in (["query", photos / "scene001.png"], ["info"]):
+        before[args[0]] = run_imgret(*args, "--library", lib).stdout
     cat.write_bytes(_page_damage(cat.read_bytes(), how))
-    for args in (["query", photos / "scene001.png"], ["info"], ["index", photos]):
+    for args in (["query", photos / "scene001.png"], ["info"], ["index", photos], ["check"]):
         r = run_imgret(*args, "--library", lib)
-        assert r.code == 1, (args, r.stderr)
         assert "Traceback" not in r.stderr
+        if r.code == 0 and args[0] in before:  # a reader checks the header only: damage it did not
+            assert r.stdout == before[args[0]]  # touch must have left its answer exactly as it was
+            continue
+        assert r.code == 1, (args, r.stderr)
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and "damaged" in lines[0] and RECOVERY in lines[0], lines
     # The documented recovery: move the library aside and index again.

@@ -1,0 +1,96 @@
+"""Looking after a library: a full check of every file in it, and re-pointing it at moved pictures.
+
+Neither loads the model's session nor reads a picture. ``check_library`` is the thorough check that
+everyday reads skip to stay fast (SQLite's ``integrity_check``, the whole vector file's checksum, the
+model copy's fingerprint); ``relocate_library`` rewrites the recorded folder of pictures that moved.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from imgret.errors import LibraryError
+from imgret.runtime import vectors
+from imgret.runtime.catalogue import RECOVERY, Catalogue, damaged
+from imgret.runtime.encoder import file_sha256
+from imgret.runtime.library import CATALOGUE_FILE, _folder, _open_catalogue, _take_lock
+from imgret.runtime.vector_file import VectorFile
+
+
+def check_library(folder: str | os.PathLike | None = None) -> dict[str, object]:
+    """Check everything in a library; returns what was checked, raises :class:`LibraryError` naming
+    every problem found (and what to do) in one message."""
+    folder = _folder(folder)
+    catalogue = _open_catalogue(folder)
+    try:
+        result = catalogue.db.execute("PRAGMA integrity_check").fetchone()[0]
+        if result != "ok":
+            raise LibraryError(f"catalogue {folder / CATALOGUE_FILE} is damaged ({result}); {RECOVERY}")
+        meta = catalogue.meta()
+        problems = _model_problems(folder, meta) + _vector_problems(folder, catalogue, meta)
+        facts = {"library": str(folder), "pictures": catalogue.counts().get("ok", 0),
+                 "pending_vectors": catalogue.pending_count() if catalogue.format != 1 else 0}
+    except sqlite3.DatabaseError as exc:
+        raise damaged(str(folder / CATALOGUE_FILE), exc) from exc
+    finally:
+        catalogue.close()
+    if problems:
+        raise LibraryError("; ".join(problems))
+    return facts
+
+
+def _model_problems(folder: Path, meta: dict[str, str]) -> list[str]:
+    copy = meta.get("model_file")
+    if not copy:
+        return []
+    path = folder / copy
+    if not path.is_file():
+        return [f"the library's model copy {copy} is missing; index again with --model and the same model"]
+    if file_sha256(path) != meta.get("model_fingerprint"):
+        return [f"the library's model copy {copy} does not match its fingerprint; "
+                "index again with --model and the same model"]
+    return []
+
+
+def _vector_problems(folder: Path, catalogue: Catalogue, meta: dict[str, str]) -> list[str]:
+    vector_file = VectorFile(catalogue, str(folder), int(meta.get("embedding_dim", 0)), meta.get("metric", "cosine"))
+    rec = vector_file.record()
+    if rec is None:
+        return []
+    name, saved = rec
+    fix = "run `imgret index FOLDER` to rebuild it (its pictures are read again)"
+    try:
+        vectors.verify(vector_file.path(name), saved, full=True)
+        index = vectors.open_view(vector_file.path(name), saved, vector_file.dim)
+    except vectors.IndexDamaged as exc:
+        return [f"the vector file {name} is damaged ({exc}); {fix}"]
+    if catalogue.format == 1:
+        return []
+    missing = np.setdiff1d(catalogue.settled_keys(), np.asarray(index.keys, dtype=np.uint64))
+    if len(missing):
+        return [f"the vector file {name} lacks {len(missing)} pictures' vectors; {fix}"]
+    return []
+
+
+def relocate_library(folder: str | os.PathLike | None, old: str | os.PathLike, new: str | os.PathLike) -> int:
+    """Re-point the library from pictures under folder ``old`` to the same pictures under ``new``
+    (after moving or copying them); returns how many recorded folders or files moved. Nothing is
+    read from the pictures: the next ``index`` finds them unchanged."""
+    folder = _folder(folder)
+    if not (folder / CATALOGUE_FILE).is_file():
+        _open_catalogue(folder)  # raises the usual "no library" error
+    lock = _take_lock(folder)
+    try:
+        catalogue = Catalogue(str(folder / CATALOGUE_FILE))
+        try:
+            moved = catalogue.relocate(os.path.abspath(os.fspath(old)), os.path.abspath(os.fspath(new)))
+            catalogue.commit()
+            return moved
+        finally:
+            catalogue.close()
+    finally:
+        lock.release()

@@ -198,6 +198,10 @@ class Catalogue:
             return np.zeros(0, dtype=np.uint64), np.zeros((0, dim), dtype=np.float32)
         return np.asarray(keys, dtype=np.uint64), np.vstack(vecs).astype(np.float32)
 
+    def content_hashes(self) -> dict[int, str | None]:
+        """The content hash (sha256 hex, or None) of every ``ok`` row, by key."""
+        return dict(self.db.execute("SELECT id, sha256 FROM files WHERE status = 'ok'").fetchall())
+
     def ok_keys(self) -> set[int]:
         return {int(k) for (k,) in self.db.execute("SELECT id FROM files WHERE status = 'ok'")}
 

@@ -72,7 +72,7 @@ def dups_command(library, model, threshold, min_size, as_json, paths_only, nul, 
     copies = sum(len(g) - 1 for g in found.groups)
     ratio = "off" if found.rule.ratio is None else f"{found.rule.ratio:g}"
     click.echo(f"{len(found.groups)} groups, {copies} copies not kept "
-               f"(threshold {found.rule.threshold:g} from the {found.rule.source}, ratio test {ratio})", err=True)
+               f"(threshold {found.rule.threshold:g} ({found.rule.source}), ratio test {ratio})", err=True)
     if html_dir:
         from imgret.runtime.page import dups_section
 

@@ -163,3 +163,19 @@ def test_query_html_page_shows_the_query_beside_its_hits(imgret, collection, tmp
     assert r.code == 0, r.stderr
     page = (tmp_path / "q" / "index.html").read_text()
     assert page.count('class="query"') == 2 and len(re.findall(r'<img src="thumbs/', page)) == 8
+
+
+def test_the_library_api_gives_groups_and_folded_hits(collection, isolated_library):
+    from imgret import Library
+
+    folder, families = collection
+    with Library.open(isolated_library) as lib:
+        found = lib.duplicates(min_size=3)
+        plain = lib.query([str(folder / "p1.png")], 2, fold=False)[0].hits
+        folded = lib.query([str(folder / "p1.png")], 2)[0].hits
+    assert [len(g) for g in found.groups] == [5, 3, 3] and found.rule.source == "bundled model"
+    kept = {found.paths[g.keep] for g in found.groups}
+    assert str(folder / "p1.png") in kept and str(folder / "p2.png") in kept
+    assert [h.path for h in plain] == [str(folder / "p1-small.png"), str(folder / "p1-crop.jpg")]
+    assert folded[0].path == plain[0].path and [c.path for c in folded[0].copies] == [plain[1].path]
+    assert folded[1].path not in {str(p) for p in families["p1"]}

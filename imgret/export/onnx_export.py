@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from imgret.errors import ExportError, TrainingError
-from imgret.export.dup_threshold import estimate_for_export
+from imgret.export.dup_threshold import DupEstimate, estimate_for_export
 from imgret.export.parity import ParityReport, check_parity
 from imgret.export.quantize import Int8Report, compare_int8, quantize_static_qdq
 from imgret.export.samples import validation_images, validation_paths
@@ -55,6 +55,7 @@ class ExportResult:
     parity: ParityReport
     int8: Int8Report | None = None
     notes: tuple[str, ...] = ()  # advice for the person exporting (the CLI prints it to stderr)
+    dup: DupEstimate | None = None  # the copy threshold stored in info, and how it scored
 
 
 def weights_sha256(encoder) -> str:
@@ -195,8 +196,8 @@ def export_encoder(  # noqa: PLR0913 - mirrors imgret export's options
         write_bytes(report.path, int8_bytes)
     write_bytes(out_path, fp32)
     progress(steps, steps)
-    notes = () if dup is None else (dup.note,)
+    notes = ()
     if config.graph_dim and not flip_tta:
-        notes += ("the graph head was fitted on codes averaged with their mirror's; export with --flip-tta "
+        notes = ("the graph head was fitted on codes averaged with their mirror's; export with --flip-tta "
                  "to give it the same input",)
-    return ExportResult(out_path, checkpoint, info, parity, report, notes)
+    return ExportResult(out_path, checkpoint, info, parity, report, notes, dup)

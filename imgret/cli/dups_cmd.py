@@ -12,6 +12,11 @@ from imgret.cli import output, pages
 from imgret.cli.options import json_option, library_folder, library_option, model_option, progress_option
 
 
+# Where the threshold came from, as the summary line says it (keys: CopyRule.source).
+_SOURCES = {"given": "given with --threshold", "model metadata": "the model's own",
+            "bundled model": "the bundled model's", "fallback": "a fallback: the model states none"}
+
+
 def _min_size(ctx, param, value):
     if value < 2:
         raise click.BadParameter(f"a group has at least 2 files, got {value}", ctx=ctx, param=param)
@@ -72,7 +77,7 @@ def dups_command(library, model, threshold, min_size, as_json, paths_only, nul, 
     copies = sum(len(g) - 1 for g in found.groups)
     ratio = "off" if found.rule.ratio is None else f"{found.rule.ratio:g}"
     click.echo(f"{len(found.groups)} groups, {copies} copies not kept "
-               f"(threshold {found.rule.threshold:g} ({found.rule.source}), ratio test {ratio})", err=True)
+               f"(threshold {found.rule.threshold:g}, {_SOURCES[found.rule.source]}; ratio test {ratio})", err=True)
     if html_dir:
         from imgret.runtime.page import dups_section
 

@@ -11,7 +11,6 @@ import click
 from imgret.cli import output, pages
 from imgret.cli.options import json_option, library_folder, library_option, model_option, progress_option
 
-
 # Where the threshold came from, as the summary line says it (keys: CopyRule.source).
 _SOURCES = {"given": "given with --threshold", "model metadata": "the model's own",
             "bundled model": "the bundled model's", "fallback": "a fallback: the model states none"}
@@ -92,14 +91,16 @@ def _member_word(group, member) -> str:
 
 
 def _table(groups, path_of) -> None:
-    """Each group under a heading; a member per line: role, distance, megapixels, kB, path."""
+    """Each group under a heading; a member per line: role, distance, pixels, kB, path."""
+    from imgret.runtime.page import pixels_text
+
     for n, group in enumerate(groups, 1):
         if n > 1:
             click.echo()
         click.echo(f"# group {n}: {len(group)} files")
         for m in group.members:
             facts = m.facts
-            size = f"{facts.pixels / 1e6:6.2f} MP {facts.bytes / 1e3:9.0f} kB" if facts else ""
+            size = f"{pixels_text(facts.pixels):>10} {facts.bytes / 1e3:7.0f} kB" if facts else ""
             click.echo(f"{_member_word(group, m):<9}  {m.distance_to_keep:7.4f}  {size}  "
                        f"{output.printable(path_of(m.key))}")
 

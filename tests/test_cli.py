@@ -52,7 +52,7 @@ def test_json_lines_have_the_documented_keys(imgret, photos, fake_model):
     q = imgret("query", photos / "scene000.png", photos / "scene005.png", "-n", "2", "--json")
     rows = [json.loads(line) for line in q.stdout.splitlines()]
     assert len(rows) == 4
-    assert set(rows[0]) == {"query", "rank", "path", "distance"}
+    assert set(rows[0]) == {"query", "rank", "path", "distance", "copies"}
     assert [r["rank"] for r in rows] == [1, 2, 1, 2]
     assert rows[0]["distance"] <= rows[1]["distance"]
 

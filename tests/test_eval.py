@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -103,3 +104,16 @@ def test_montage_worst_with_an_unknown_suffix_is_a_usage_error(imgret, tmp_path,
     assert r.code == 2, r.stderr
     assert ".jpg" in r.stderr and "--montage-worst" in r.stderr
     assert not (tmp_path / name).exists()
+
+
+def test_eval_html_shows_the_worst_queries_with_wrong_hits_marked(imgret, tmp_path, fake_model):
+    _classes(tmp_path / "data")
+    scene(1).save(tmp_path / "data" / "red" / "odd.png")  # the worst query: its hits are of other classes
+    r = imgret("eval", tmp_path / "data", "--model", fake_model, "--queries", "0", "--worst", "2",
+               "--html", tmp_path / "page")
+    assert r.code == 0, r.stderr
+    page = (tmp_path / "page" / "index.html").read_text()
+    assert page.count('class="query"') == 2 and "odd.png (red)" in page
+    assert page.count('class="wrong"') >= 1
+    for src in re.findall(r'<img src="([^"]+)"', page):
+        assert (tmp_path / "page" / src).is_file()

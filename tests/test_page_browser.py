@@ -4,7 +4,8 @@ shows something.
 Chromium is driven over ``--remote-debugging-pipe`` (the DevTools protocol on file descriptors 3 and
 4), so nothing listens on a port and no Python package is needed. Skipped, with the reason, where
 Debian's ``chromium`` is not installed (``apt-get install -y chromium``). Set
-``IMGRET_PAGE_SCREENSHOT=FILE.png`` to keep the screenshot (the README's picture of a dups page).
+``IMGRET_PAGE_SCREENSHOT=FILE.png`` to keep the screenshot of the dups page written by ``imgret dups
+--html`` (the README's picture of a dups page).
 """
 
 from __future__ import annotations
@@ -153,9 +154,45 @@ def test_dups_and_query_page_load_cleanly_in_chromium(tmp_path):
         browser.close()
 
     assert len(images) == 12
-    assert all(complete and width > 0 for complete, width in images), images
+    assert_clean(images, errors, shot)
+
+
+def assert_clean(images, errors, shot) -> None:
+    """Every thumbnail loaded, nothing went wrong, and the screenshot is not blank."""
+    assert images and all(complete and width > 0 for complete, width in images), images
     assert errors == []
     grey = np.asarray(Image.open(io.BytesIO(shot)).convert("L"), dtype=np.float64)
     assert grey.shape[0] > 100 and grey.std() > 20, "the screenshot is blank"
+
+
+def look_at(page: Path, profile: Path) -> tuple[list, list, bytes]:
+    """Open ``page`` from file://; its images' (complete, naturalWidth), its errors, a PNG screenshot."""
+    browser = Browser(profile)
+    try:
+        browser.open(page.as_uri())
+        images = browser.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+        shot = base64.b64decode(browser.send("Page.captureScreenshot", {"format": "png"})["data"])
+        return images, browser.errors(), shot
+    finally:
+        browser.close()
+
+
+def test_pages_written_by_imgret_dups_and_query_load_cleanly(imgret, tmp_path):
+    """The pages the commands write, from a library of real copies: the README's screenshot of a dups
+    page is this test's (``IMGRET_PAGE_SCREENSHOT=docs/dups-page.png``)."""
+    from copies_fixture import write_collection
+
+    write_collection(tmp_path / "photos")
+    assert imgret("index", tmp_path / "photos").code == 0
+    assert imgret("dups", "--html", tmp_path / "dups").code == 0
+    query = imgret("query", tmp_path / "photos" / "p1.png", tmp_path / "photos" / "p5.png", "-N", "4",
+                   "--html", tmp_path / "query")
+    assert query.code == 0, query.stderr
+    images, errors, shot = look_at(tmp_path / "dups" / "index.html", tmp_path / "profile1")
+    assert len(images) == 11
+    assert_clean(images, errors, shot)
     if os.environ.get("IMGRET_PAGE_SCREENSHOT"):
         Path(os.environ["IMGRET_PAGE_SCREENSHOT"]).write_bytes(shot)
+    images, errors, shot = look_at(tmp_path / "query" / "index.html", tmp_path / "profile2")
+    assert len(images) == 10
+    assert_clean(images, errors, shot)

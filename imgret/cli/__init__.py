@@ -10,17 +10,21 @@ import sys
 
 import click
 
-from imgret.cli import (  # torch-free at import: torch is imported inside commands
-    eval_cmd,
-    maintenance_cmds,
-    train_cmds,
-)
+# torch-free at import: torch is imported inside commands
+from imgret.cli import dups_cmd, eval_cmd, maintenance_cmds, train_cmds
 from imgret.cli.errors import run_cli
 from imgret.cli.library_cmds import index_command, info_command, models_command, query_command
 from imgret.version import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _InOrder(click.Group):
+    """Lists commands in the order they were added (everyday ones first), not alphabetically."""
+
+    def list_commands(self, ctx):
+        return list(self.commands)
+
+
+@click.group(cls=_InOrder, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="imgret")
 def cli():
     """imgret: find similar pictures on your computer.
@@ -28,12 +32,13 @@ def cli():
     \b
     Quick start:
       imgret index ~/Pictures          # embed every picture (later runs: only changes)
+      imgret dups                      # groups of copies, largest first
       imgret query photo.jpg -N 5      # the five most similar pictures
     """
 
 
 for _command in (
-    index_command, query_command, info_command, models_command,
+    dups_cmd.dups_command, index_command, query_command, info_command, models_command,
     eval_cmd.eval_command, train_cmds.train_command, train_cmds.export_command,
     maintenance_cmds.check_command, maintenance_cmds.relocate_command,
 ):

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from imgret.cli import pages
 from imgret.cli.options import json_option, model_option, montage_path, progress_option, renamed_option
 from imgret.cli.output import printable
 from imgret.runtime.progress import Progress
@@ -23,9 +24,10 @@ from imgret.runtime.progress import Progress
 @click.option("--montage-worst", type=click.Path(dir_okay=False, path_type=str), default=None, callback=montage_path,
               help="Write a picture of the worst queries beside their top results (.jpg, .jpeg, .png or .webp).")
 @click.option("--worst", type=click.IntRange(1, 50), default=8, show_default=True,
-              help="How many worst queries the montage shows.")
+              help="How many worst queries the montage (or page) shows.")
+@pages.html_option
 @progress_option
-def eval_command(data, model, keep_library, queries, seed, as_json, montage_worst, worst, progress):  # noqa: PLR0913 - one parameter per CLI option
+def eval_command(data, model, keep_library, queries, seed, as_json, montage_worst, worst, html_dir, progress):  # noqa: PLR0913 - one parameter per CLI option
     """Score retrieval on DATA, a folder whose sub-folders are classes.
 
     With DATA/train and DATA/test, train is the database and test the queries (the original
@@ -38,12 +40,13 @@ def eval_command(data, model, keep_library, queries, seed, as_json, montage_wors
     Example:
       imgret eval data/ --queries 0 --json
       imgret eval data/ --model my-encoder.onnx --montage-worst worst.jpg
+      imgret eval data/ --html eval-page/
     """
     from imgret.runtime.evaluate import evaluate, worst_queries
 
     bar = Progress("embedding database", enabled=progress)
     try:
-        report, _, vectors = evaluate(data, model=model, keep_library=keep_library, queries=queries, seed=seed,
+        report, ev, vectors = evaluate(data, model=model, keep_library=keep_library, queries=queries, seed=seed,
                                       progress=bar)
     finally:
         bar.close()
@@ -53,6 +56,18 @@ def eval_command(data, model, keep_library, queries, seed, as_json, montage_wors
 
         make_montage(worst_queries(report, vectors, worst), montage_worst)
         click.echo(f"worst queries written to {printable(montage_worst)}", err=True)
+    if html_dir:
+        _page(html_dir, ev, worst_queries(report, vectors, worst), progress)
+
+
+def _page(folder: str, ev, worst, progress) -> None:
+    """The worst queries beside their hits, hits of another class marked wrong."""
+    from imgret.runtime.page import eval_section
+
+    label = dict(zip(ev.db_paths, ev.db_labels)) | dict(zip(ev.query_paths, ev.query_labels))
+    rows = [(r.query, label.get(r.query, "?"), [(h.path, h.distance, label.get(h.path, "?")) for h in r.hits])
+            for r in worst]
+    pages.write(folder, "imgret eval: worst queries", [eval_section(rows)], progress=progress)
 
 
 def _print_report(report, as_json: bool) -> None:

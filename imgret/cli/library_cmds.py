@@ -8,7 +8,7 @@ import time
 
 import click
 
-from imgret.cli import output
+from imgret.cli import output, pages
 from imgret.cli.options import (
     json_option,
     library_folder,
@@ -106,19 +106,26 @@ def _listing(word: str, groups: dict[str, list[str]], verbose: bool) -> None:
 @library_option
 @model_option
 @click.option("--include-self", is_flag=True, help="Let a library picture be returned for itself.")
+@click.option("--all-copies", is_flag=True, help="One row per file: do not fold copies of a hit into it.")
+@click.option("--exclude-copies", is_flag=True, help="Leave out the query's own copies too, not only itself.")
 @json_option
 @click.option("--paths", "paths_only", is_flag=True, help="Print result paths only (raw bytes), one per line.")
 @click.option("-0", "--null", "nul", is_flag=True, help="With --paths: separate paths with NUL bytes.")
 @click.option("--montage", type=click.Path(dir_okay=False, path_type=str), default=None, callback=montage_path,
               help="Also write one image of each query beside its results (.jpg, .jpeg, .png or .webp).")
+@pages.html_option
 @click.pass_context
-def query_command(ctx, images, number, library, model, include_self, as_json, paths_only, nul, montage):  # noqa: PLR0913 - one parameter per CLI option
+def query_command(ctx, images, number, library, model, include_self, all_copies, exclude_copies,  # noqa: PLR0913 - one parameter per CLI option
+                  as_json, paths_only, nul, montage, html_dir):
     """Find the pictures in the library most similar to IMAGES.
 
     IMAGES may be pictures outside the library, pictures inside it, or folders of query pictures.
-    Output is a table of rank, distance and path; --json gives one JSON object per result
-    (keys query, rank, path, distance; query and path absolute, plus query_b64 / path_b64 with
-    the exact bytes of a name that is not UTF-8); --paths gives bare paths. A query picture that
+    The N results are N different pictures: a hit within the model's copy threshold of a better
+    hit (a resized or edited copy, an identical file) is folded into it, shown as "+2 copies";
+    --all-copies gives one row per file instead. Output is a table of rank, distance and path;
+    --json gives one JSON object per result (keys query, rank, path, distance and copies, a list
+    of path and distance; query and path absolute, plus query_b64 / path_b64 with the exact bytes
+    of a name that is not UTF-8); --paths gives bare paths of the results (not their copies). A query picture that
     cannot be read gets one line on stderr naming it; the others are still answered, and the exit
     status is then 1.
 
@@ -126,17 +133,21 @@ def query_command(ctx, images, number, library, model, include_self, as_json, pa
     Example:
       imgret query holiday.jpg -N 5
       imgret query holiday.jpg -N 12 --montage similar.jpg
+      imgret query holiday.jpg -N 5 --html out/
       imgret query holiday.jpg --library ./photos.imgret
     """
     from imgret.runtime.library import Library
     from imgret.runtime.search import query_pictures
 
     _refuse_contradictions(as_json=as_json, paths_only=paths_only, nul=nul)
+    if include_self and exclude_copies:
+        raise click.UsageError("--include-self and --exclude-copies contradict each other; give one of them")
     queries = query_pictures(images)
     if not queries:
         raise click.ClickException("no query pictures found in " + ", ".join(output.printable(i) for i in images))
     with Library.open(library_folder(library), model=model) as lib:
-        results = lib.query(queries, number, include_self=include_self)
+        results = lib.query(queries, number, include_self=include_self, fold=not all_copies,
+                            exclude_copies=exclude_copies)
     if as_json:
         output.json_lines(results)
     elif paths_only:
@@ -149,6 +160,8 @@ def query_command(ctx, images, number, library, model, include_self, as_json, pa
 
         make_montage(answered, montage)
         click.echo(f"montage written to {output.printable(montage)}", err=True)
+    if html_dir and answered:
+        pages.write(html_dir, "imgret query", pages.query_sections(answered))
     if output.query_failures(results):
         ctx.exit(1)
 

@@ -52,17 +52,20 @@ def table(results) -> None:
             continue
         width = len(str(len(result.hits)))
         for hit in result.hits:
-            print(f"{hit.rank:>{width}}  {hit.distance:8.4f}  {printable(hit.path)}")
+            more = f"  +{len(hit.copies)} {'copy' if len(hit.copies) == 1 else 'copies'}" if hit.copies else ""
+            print(f"{hit.rank:>{width}}  {hit.distance:8.4f}  {printable(hit.path)}{more}")
 
 
 def json_lines(results) -> None:
     """One JSON object per hit: ``query`` and ``path`` (absolute; see :func:`json_path` for names that
-    are not UTF-8), ``rank`` and ``distance``."""
+    are not UTF-8), ``rank``, ``distance`` and ``copies`` (the hits folded into it, each with ``path``
+    and its ``distance`` to the query; empty when none or when not folding)."""
     for result in results:
         query = json_path("query", result.query)
         for hit in result.hits:
+            copies = [{**json_path("path", c.path), "distance": round(float(c.distance), 6)} for c in hit.copies]
             row = {**query, "rank": hit.rank, **json_path("path", hit.path),
-                   "distance": round(float(hit.distance), 6)}
+                   "distance": round(float(hit.distance), 6), "copies": copies}
             print(json.dumps(row, ensure_ascii=False))
 
 

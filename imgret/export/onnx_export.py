@@ -16,14 +16,15 @@ import hashlib
 import io
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from imgret.errors import ExportError, TrainingError
+from imgret.export.dup_threshold import DupEstimate, estimate_for_export
 from imgret.export.parity import ParityReport, check_parity
 from imgret.export.quantize import Int8Report, compare_int8, quantize_static_qdq
-from imgret.export.samples import validation_images
+from imgret.export.samples import validation_images, validation_paths
 from imgret.runtime.atomic import write_bytes
 from imgret.runtime.modelinfo import INPUT_NAME, OUTPUT_NAME, ModelInfo
 from imgret.runtime.progress import ProgressCallback
@@ -54,6 +55,7 @@ class ExportResult:
     parity: ParityReport
     int8: Int8Report | None = None
     notes: tuple[str, ...] = ()  # advice for the person exporting (the CLI prints it to stderr)
+    dup: DupEstimate | None = None  # the copy threshold stored in info, and how it scored
 
 
 def weights_sha256(encoder) -> str:
@@ -177,6 +179,11 @@ def export_encoder(  # noqa: PLR0913 - mirrors imgret export's options
     progress(2, steps, "checking it against PyTorch")
     images, source = validation_images(config, max(check_count, calibration_count if int8 else 0))
     parity = check_parity(fp32, embedder, images[:check_count], source=source)
+    # The copy threshold (imgret dups), estimated on the run's validation pictures; see dup_threshold.py.
+    dup = estimate_for_export(fp32, validation_paths(config), config.image_size)
+    if dup is not None:
+        info = replace(info, dup_threshold=dup.threshold, dup_ratio=dup.ratio)
+        fp32 = _with_metadata(fp32, info.to_metadata())
     out_path = os.fspath(out_path)
     report = None
     if int8:
@@ -193,4 +200,4 @@ def export_encoder(  # noqa: PLR0913 - mirrors imgret export's options
     if config.graph_dim and not flip_tta:
         notes = ("the graph head was fitted on codes averaged with their mirror's; export with --flip-tta "
                  "to give it the same input",)
-    return ExportResult(out_path, checkpoint, info, parity, report, notes)
+    return ExportResult(out_path, checkpoint, info, parity, report, notes, dup)

@@ -34,6 +34,15 @@ def validation_images(config: TrainConfig, count: int) -> tuple[np.ndarray, str]
     return synthetic_images(count, size), "synthetic images"
 
 
+def validation_paths(config: TrainConfig) -> list[str]:
+    """The run's validation pictures (its training pictures when it had none), or [] when gone."""
+    try:
+        split = split_paths(config)
+    except ImgretError:
+        return []
+    return list(split.val or split.train)
+
+
 def synthetic_images(count: int, size: int, seed: int = 1234) -> np.ndarray:
     """Smooth random colour fields with a few blocks: structured enough to exercise the encoder."""
     rng = np.random.default_rng(seed)

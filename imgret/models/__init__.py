@@ -15,6 +15,16 @@ from imgret.errors import ModelError
 MODELS_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL = "photo-conv-v1"
 
+# The copy threshold and ratio (``imgret dups``, query folding) of bundled models whose files predate
+# the ``imgret.dup_threshold`` / ``imgret.dup_ratio`` metadata keys. Keyed by the file's sha256, the
+# fingerprint every library records: writing the keys into the files would change it and make existing
+# libraries refuse them. Calibration: benchmarks/README.md ("Copies"); the int8 model takes the float
+# model's figures (its near-duplicate results are identical to fp32's).
+BUNDLED_COPY_DEFAULTS: dict[str, tuple[float, float | None]] = {
+    "7a5f0fded706122d0e267fc52b6988cee34abeb85e739c3d8e1c03ede3bbf9f4": (0.10, 0.5),  # photo-conv-v1
+    "90ef7f085724083a0a0c691c3b7c0c03dfd94a4d8660e3ed54faf64be6c4a1c2": (0.10, 0.5),  # photo-conv-v1-int8
+}
+
 
 @dataclass(frozen=True)
 class BundledModel:
@@ -60,6 +70,11 @@ def resolve(model: str | os.PathLike | None) -> tuple[str, Path]:
         return str(path.resolve()), path.resolve()
     known = ", ".join(sorted(names)) or "none"
     raise ModelError(f"unknown model {text!r}; bundled models: {known}; or give a path to an .onnx file")
+
+
+def bundled_copy_default(fingerprint: str) -> tuple[float, float | None] | None:
+    """``(threshold, ratio)`` of a bundled model file by its sha256, or None for any other file."""
+    return BUNDLED_COPY_DEFAULTS.get(fingerprint)
 
 
 def describe_bundled() -> list[dict[str, object]]:

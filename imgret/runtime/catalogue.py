@@ -360,6 +360,10 @@ class Catalogue:
             vec = self.vector_store(key)
         return vec
 
+    def content_hashes(self) -> dict[int, bytes | None]:
+        """The content hash (32 raw sha256 bytes, or None) of every ``ok`` row, by key."""
+        return dict(self.db.execute("SELECT id, sha256 FROM files WHERE status = 'ok'").fetchall())
+
     def vector_by_hash(self, sha256: str | bytes) -> np.ndarray | None:
         """A stored vector of a picture with this content, if there is one."""
         rows = self.db.execute("SELECT id FROM files WHERE sha256 = ? AND status = 'ok' LIMIT 4", (hash_bytes(sha256),))

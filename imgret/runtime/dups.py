@@ -65,7 +65,7 @@ class DupGroup:
         return len(self.members)
 
 
-def find_duplicates(
+def find_duplicates(  # noqa: PLR0913 - the grouping's options, keyword-only
     keys: np.ndarray,
     vectors: np.ndarray,
     hashes: Sequence[str | bytes | None] | None = None,
@@ -267,7 +267,8 @@ def _close_lists(nodes: np.ndarray, edges, rule: _PairRule) -> list:
     return [np.array(sorted(c), dtype=np.int64) for c in close]
 
 
-def _assemble(rep_group: np.ndarray, siblings: list[np.ndarray], keys: np.ndarray, rep_vecs: np.ndarray,
+def _assemble(  # noqa: PLR0913 - the grouping's state, passed rather than held
+        rep_group: np.ndarray, siblings: list[np.ndarray], keys: np.ndarray, rep_vecs: np.ndarray,
               hashes, metric: str, facts: Callable[[int], FileFacts] | None) -> DupGroup:
     """Expand representatives to all their files, choose the one to keep and measure distances to it."""
     files = np.concatenate([siblings[r] for r in rep_group])

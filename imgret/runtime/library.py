@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from imgret.errors import LibraryError, ModelError, ModelMismatchError
-from imgret.runtime import atomic, search
+from imgret.runtime import atomic, copies, search
 from imgret.runtime.catalogue import CATALOGUE_FORMAT, Catalogue, damaged
 from imgret.runtime.encoder import Encoder
 from imgret.runtime.indexer import Indexer, fault_point
@@ -157,17 +157,27 @@ class Library:
     def __len__(self) -> int:
         return self.catalogue.counts().get("ok", 0)
 
-    def query(self, images: Iterable, n: int = 5, *, include_self: bool = False) -> list[QueryResult]:
+    def query(self, images: Iterable, n: int = 5, *, include_self: bool = False, fold: bool = True,
+              exclude_copies: bool = False) -> list[QueryResult]:
         """The ``n`` most similar library pictures for each query picture (path, PIL image or array).
 
         A path that is in the library and unchanged uses its stored vector; anything else is embedded.
-        The query's own entry is left out unless ``include_self``. A query picture that cannot be read
-        gets a result with no hits and its ``error``; the others are still answered.
+        The query's own entry is left out unless ``include_self``; its copies too with
+        ``exclude_copies``. With ``fold`` (the default) the ``n`` hits are distinct pictures: a hit
+        within the model's copy threshold of a better one is listed in that hit's ``copies``. A query
+        picture that cannot be read gets a result with no hits and its ``error``; the others are
+        still answered.
         """
+        threshold = copies.copy_rule(self.encoder).threshold if fold or exclude_copies else None
         try:
-            return search.query(self.vector_file, self.encoder, images, n, include_self=include_self)
+            return search.query(self.vector_file, self.encoder, images, n, include_self=include_self,
+                                copy_threshold=threshold, fold=fold, exclude_copies=exclude_copies)
         except sqlite3.DatabaseError as exc:  # damage a query touched: never answered from it
             raise damaged(self.catalogue.path, exc) from exc
+
+    def duplicates(self, **kwargs) -> copies.Duplicates:
+        """Groups of copies in the library; see :func:`imgret.runtime.copies.duplicates`."""
+        return copies.duplicates(self.vector_file, self.encoder, **kwargs)
 
     def vectors_for(self, paths: list[str], *, workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Vectors for many files; see :func:`imgret.runtime.search.vectors_for`."""

@@ -8,11 +8,17 @@ resized by :func:`imgret.runtime.imageio.preprocess` (rule ``squash-bilinear``: 
 resized to a square, aspect ratio not kept). Scaling to floats and normalisation happen inside the
 graph. The output ``embedding`` is float32 ``[batch, embedding_dim]``; when ``l2_normalised`` is true
 the graph already divides each vector by its norm and ``metric`` is ``cosine``.
+
+Two optional keys say when two pictures are copies of one another (``imgret dups``, query folding):
+``imgret.dup_threshold`` (a distance in the model's metric, squared for ``l2`` as usearch reports it)
+and ``imgret.dup_ratio`` (the ratio test of :func:`imgret.runtime.dups.find_duplicates`). A model without them still loads; see :mod:`imgret.runtime.copies` for the
+defaults it then gets.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 
 from imgret.errors import ModelError
@@ -46,11 +52,15 @@ class ModelInfo:
     imgret_version: str = ""
     weights_sha256: str = ""
     format_version: int = FORMAT_VERSION
+    dup_threshold: float | None = None
+    dup_ratio: float | None = None
 
     def to_metadata(self) -> dict[str, str]:
         """Flatten to ``metadata_props`` strings: scalars as text, structures as JSON."""
         out = {}
         for key, value in asdict(self).items():
+            if value is None:  # optional keys (dup_*) are left out, as older models have them
+                continue
             if isinstance(value, (dict, list)):
                 text = json.dumps(value, sort_keys=True)
             elif isinstance(value, bool):
@@ -79,18 +89,7 @@ class ModelInfo:
         for name in cls.__dataclass_fields__:
             if name not in raw:
                 continue
-            text = raw[name]
-            try:
-                if name in ("normalisation", "training"):
-                    kwargs[name] = json.loads(text)
-                elif name in ("l2_normalised", "flip_tta"):
-                    kwargs[name] = text.strip().lower() == "true"
-                elif name in ("input_size", "embedding_dim", "latent_dim", "format_version"):
-                    kwargs[name] = int(text)
-                else:
-                    kwargs[name] = text
-            except (ValueError, json.JSONDecodeError) as exc:
-                raise ModelError(f"bad value for imgret.{name}: {text!r}") from exc
+            kwargs[name] = _parse(name, raw[name])
         for required in ("model_id", "input_size", "embedding_dim"):
             if required not in kwargs:
                 raise ModelError(f"imgret model metadata lacks imgret.{required}")
@@ -110,3 +109,23 @@ class ModelInfo:
             raise ModelError("imgret encoders take uint8 NHWC RGB input")
         if self.resize != RESIZE_RULE:
             raise ModelError(f"unknown resize rule {self.resize!r}")
+        for name in ("dup_threshold", "dup_ratio"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ModelError(f"imgret.{name} must be a finite distance >= 0, not {value!r}")
+
+
+def _parse(name: str, text: str):
+    """One metadata value as its field's type; :class:`ModelError` when it is not one."""
+    try:
+        if name in ("normalisation", "training"):
+            return json.loads(text)
+        if name in ("l2_normalised", "flip_tta"):
+            return text.strip().lower() == "true"
+        if name in ("input_size", "embedding_dim", "latent_dim", "format_version"):
+            return int(text)
+        if name in ("dup_threshold", "dup_ratio"):
+            return float(text) if text.strip() else None  # empty: taken as absent
+        return text
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise ModelError(f"bad value for imgret.{name}: {text!r}") from exc

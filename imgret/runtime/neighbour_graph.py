@@ -42,7 +42,8 @@ def comparable(vecs: np.ndarray, metric: str) -> np.ndarray:
     return (vecs / np.maximum(norms, 1e-12)[:, None]).astype(np.float32)
 
 
-def near_pairs(vecs: np.ndarray, threshold: float, metric: str, k: int, threads: int,
+def near_pairs(  # noqa: PLR0913 - find_duplicates' options, passed on
+        vecs: np.ndarray, threshold: float, metric: str, k: int, threads: int,
                progress: ProgressCallback | None) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
     """Edges ``(i, j)``, ``i != j``, where ``j`` is among ``i``'s ``k`` nearest and within the threshold,
     and each row's distance to its ``k``-th nearest (inf with fewer than ``k`` others).

@@ -81,7 +81,7 @@ def dups_section(groups: Iterable[DupGroup], path_of: Callable[[int], PagePath],
             else:
                 caption, mark = ("identical" if m.identical else f"{m.distance_to_keep:.4f}"), ""
             if m.facts is not None:
-                caption += f"  {m.facts.pixels / 1e6:.2f} MP, {m.facts.bytes / 1e3:.0f} kB"
+                caption += f"  {pixels_text(m.facts.pixels)}, {m.facts.bytes / 1e3:.0f} kB"
             tiles.append(Tile(path_of(m.key), caption, mark))
         rows.append(Row(f"group {n}: {len(group)} files", tiles))
     return Section(heading, rows, note="The framed picture is the one to keep; imgret never deletes.")
@@ -112,6 +112,11 @@ def write_page(folder: PagePath, title: str, sections: Sequence[Section], *,
     page = out / "index.html"
     atomic.write_text(page, _render(title, sections, names))
     return page
+
+
+def pixels_text(pixels: int) -> str:
+    """A pixel count for people: megapixels, or plain pixels below 0.1 MP (where 0.00 MP says nothing)."""
+    return f"{pixels / 1e6:.1f} MP" if pixels >= 100_000 else f"{pixels:,} px"
 
 
 def display_path(path: PagePath) -> str:

@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result."""
+    """One search result; ``copies`` are other hits folded into it (copies of this picture, identical
+    files, other paths of one file), each with its own distance to the query."""
 
     rank: int
     path: str
     distance: float
+    copies: tuple[Hit, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from imgret.errors import ImageError
 from imgret.runtime import imageio, vectors
 from imgret.runtime.batching import EmbedBatcher, prepared_stream
 from imgret.runtime.catalogue import Catalogue
+from imgret.runtime.dups import distance
 from imgret.runtime.encoder import Encoder
 from imgret.runtime.results import Hit, QueryResult
 from imgret.runtime.scan import Found, scan
@@ -35,11 +37,18 @@ def query_pictures(arguments: Iterable[str | os.PathLike]) -> list[str]:
     return out
 
 
-def query(
-    vector_file: VectorFile, encoder: Encoder, images: Iterable, n: int, *, include_self: bool = False
+def query(  # noqa: PLR0913 - the query's options, all keyword-only
+    vector_file: VectorFile, encoder: Encoder, images: Iterable, n: int, *, include_self: bool = False,
+    copy_threshold: float | None = None, fold: bool = True, exclude_copies: bool = False,
 ) -> list[QueryResult]:
     """The ``n`` nearest library pictures for each query (path, PIL image or array), searched in
     ``vector_file`` (its catalogue names the hits and holds stored query vectors).
+
+    With a ``copy_threshold`` (a distance as :func:`~imgret.runtime.dups.find_duplicates` measures
+    it) and ``fold``, a hit within it of a better-ranked hit is folded into that hit's ``copies``, and
+    the ``n`` hits are ``n`` distinct pictures (more candidates are fetched as needed); identical files
+    have one vector, so they fold too. ``exclude_copies`` also leaves out hits within the threshold of
+    the query itself (its own copies), as the query's own entry is left out unless ``include_self``.
 
     A query picture that cannot be read does not stop the others: its result has no hits and says
     why in ``error`` (see :class:`~imgret.runtime.results.QueryResult`).
@@ -48,6 +57,7 @@ def query(
     if n < 1:
         raise ValueError("the number of results must be at least 1")
     index = vector_file.searchable()
+    rule = None if copy_threshold is None else _Folding(encoder.metric, copy_threshold, fold, exclude_copies)
     results = []
     for source in images:
         try:
@@ -56,24 +66,70 @@ def query(
             label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<image>"
             results.append(QueryResult(label, [], error=str(exc), reason=exc.reason))
             continue
-        found = vectors.search(index, vec[None, :], n + (0 if include_self else 1))[0]
         skip = None if include_self else self_key
-        results.append(QueryResult(label, _hits(catalogue, encoder.metric, found, skip, n)))
+        results.append(QueryResult(label, _answer(index, catalogue, encoder.metric, vec, skip, n, rule)))
     return results
 
 
-def _hits(catalogue: Catalogue, metric: str, found, skip_key: int | None, n: int) -> list[Hit]:
+@dataclass(frozen=True)
+class _Folding:
+    metric: str
+    threshold: float
+    fold: bool
+    exclude_copies: bool
+
+
+def _answer(  # noqa: PLR0913 - one query's state
+        index, catalogue: Catalogue, metric: str, vec: np.ndarray, skip_key: int | None, n: int,
+            rule: _Folding | None) -> list[Hit]:
+    """The hits of one query: plain, or folded (fetching four times more candidates until ``n``
+    distinct pictures are found or the library is exhausted)."""
+    want = n + 1
+    while True:
+        found = vectors.search(index, vec[None, :], want)[0]
+        candidates = _candidates(catalogue, metric, found, skip_key)
+        if rule is None:
+            return [Hit(rank, path, dist) for rank, (_, path, dist) in enumerate(candidates[:n], 1)]
+        hits = _folded(catalogue, vec, candidates, n, rule)
+        if len(hits) >= n or len(found[0]) < want:
+            return hits
+        want *= 4
+
+
+def _candidates(catalogue: Catalogue, metric: str, found, skip_key: int | None) -> list[tuple[int, str, float]]:
+    """``(key, path, reported distance)`` in rank order, without the skipped key or removed rows."""
     keys = [int(k) for k in found[0]]
     names = catalogue.paths(keys)
-    hits: list[Hit] = []
+    out = []
     for key, dist in zip(keys, found[1]):
         if key == skip_key or key not in names:  # itself, or removed since the index was built
             continue
         d = float(max(dist, 0.0))
-        hits.append(Hit(len(hits) + 1, names[key], float(np.sqrt(d)) if metric == "l2" else d))
-        if len(hits) == n:
-            break
-    return hits
+        out.append((key, names[key], float(np.sqrt(d)) if metric == "l2" else d))
+    return out
+
+
+def _folded(catalogue: Catalogue, query_vec: np.ndarray, candidates, n: int, rule: _Folding) -> list[Hit]:
+    """Up to ``n`` hits, each candidate within the threshold of a better-ranked hit folded into the
+    best-ranked such hit; candidates past the ``n``-th distinct picture count only as copies."""
+    heads: list[tuple[Hit, list[Hit]]] = []
+    head_vecs: list[np.ndarray] = []
+    for key, path, dist in candidates:
+        vec = catalogue.vector(key)
+        if vec is None:
+            continue
+        if rule.exclude_copies and distance(query_vec, vec, rule.metric)[0] <= rule.threshold:
+            continue
+        near = np.zeros(0, dtype=bool)
+        if heads and rule.fold:
+            near = distance(vec, np.vstack(head_vecs), rule.metric) <= rule.threshold
+        if near.any():
+            head, copies = heads[int(np.argmax(near))]
+            copies.append(Hit(head.rank, path, dist))
+        elif len(heads) < n:
+            heads.append((Hit(len(heads) + 1, path, dist), []))
+            head_vecs.append(vec)
+    return [Hit(h.rank, h.path, h.distance, tuple(c)) for h, c in heads]
 
 
 def query_vector(catalogue: Catalogue, encoder: Encoder, source) -> tuple[str, np.ndarray, int | None]:

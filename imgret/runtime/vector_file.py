@@ -120,6 +120,27 @@ class VectorFile:
             return None
         return np.asarray(index.get(key), dtype=np.float32).reshape(-1).copy()
 
+    def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and vectors of every picture in the library, in key order: those the file holds and
+        those still pending in the catalogue (format 1: all of them are in the catalogue)."""
+        keys_parts, vec_parts = [], []
+        rec = self.record() if self.catalogue.format != 1 else None
+        settled = self._view(rec, missing_ok=False) if rec is not None else None
+        if settled is not None:  # mapped, not loaded: the pending ones need no search structure either
+            keys = self.catalogue.settled_keys()
+            if len(keys):
+                keys_parts.append(keys)
+                vec_parts.append(np.asarray(settled.get(keys), dtype=np.float32).reshape(len(keys), self.dim))
+            settled.reset()
+        for keys, vecs in self.catalogue.pending(self.dim):
+            keys_parts.append(keys)
+            vec_parts.append(vecs)
+        if not keys_parts:
+            return np.zeros(0, dtype=np.uint64), np.zeros((0, self.dim), dtype=np.float32)
+        keys, vecs = np.concatenate(keys_parts), np.concatenate(vec_parts)
+        order = np.argsort(keys, kind="stable")
+        return keys[order], vecs[order]
+
     # -- writing ------------------------------------------------------------------------------------
     def ensure_sound(self) -> int:
         """Check the recorded file before a run (whole after an unclean shutdown); if it is damaged,

@@ -35,13 +35,15 @@ from imgret.train.checkpoint import (
     resolve_checkpoint,
     summary_of,
 )
+from imgret.train.spread import collapse_warning, embed_uint8
 from imgret.version import __version__
 
 OPSET = 17
 # The training settings recorded in the model's metadata (``training.recipe``).
-RECIPE_KEYS = ("augment", "denoise", "invariance", "invariance_loss", "temperature", "colour_jitter", "rotate",
+RECIPE_KEYS = ("recipe", "augment", "denoise", "invariance", "invariance_loss", "temperature", "colour_jitter", "rotate",
                "min_scale", "decoder", "recon_views", "width", "projector", "map_dim", "graph_dim",
-               "graph_neighbours", "graph_epochs", "batch_size", "lr", "schedule", "seed")
+               "graph_neighbours", "graph_epochs", "batch_size", "lr", "schedule", "seed", "rot90",
+               "greyscale", "caption", "border", "blur", "canvas")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class ExportResult:
     parity: ParityReport
     int8: Int8Report | None = None
     notes: tuple[str, ...] = ()  # advice for the person exporting (the CLI prints it to stderr)
+    warnings: tuple[str, ...] = ()  # signs the model is not fit to use (the CLI prints them to stderr)
 
 
 def weights_sha256(encoder) -> str:
@@ -140,7 +143,7 @@ def export_encoder(  # noqa: PLR0913 - mirrors imgret export's options
     checkpoint_or_run: str | os.PathLike,
     out_path: str | os.PathLike,
     *,
-    flip_tta: bool = False,
+    flip_tta: bool | None = None,
     int8: bool = False,
     model_id: str | None = None,
     graph_weight: float | None = None,
@@ -153,7 +156,8 @@ def export_encoder(  # noqa: PLR0913 - mirrors imgret export's options
     """Export the encoder of a run folder (its ``best.pt``) or a checkpoint to ``out_path``.
 
     The file carries :class:`~imgret.runtime.modelinfo.ModelInfo` metadata; ``flip_tta`` averages the
-    codes of each picture and its mirror inside the graph. ``graph_weight`` and ``map_weight`` override
+    codes of each picture and its mirror inside the graph (None: as the run's config says, which is on
+    when it learnt from mirrored views or has a graph head). ``graph_weight`` and ``map_weight`` override
     the training config's weights of a graph head's and a map head's output beside the code, and
     ``map_whiten`` its whitening of the map head's axes. ``int8`` also writes ``*.int8.onnx``
     (static QDQ, calibrated on validation pictures) and reports how its neighbours differ.
@@ -166,6 +170,7 @@ def export_encoder(  # noqa: PLR0913 - mirrors imgret export's options
     checkpoint = resolve_checkpoint(checkpoint_or_run)
     state = load_checkpoint(checkpoint)
     config = checkpoint_config(state).resolved()
+    flip_tta = config.flip_tta if flip_tta is None else bool(flip_tta)
     try:
         embedder = embedding_model(build_from_checkpoint(state), config, flip_tta=flip_tta,
                                    graph_weight=graph_weight, map_weight=map_weight, map_whiten=map_whiten)
@@ -177,6 +182,7 @@ def export_encoder(  # noqa: PLR0913 - mirrors imgret export's options
     progress(2, steps, "checking it against PyTorch")
     images, source = validation_images(config, max(check_count, calibration_count if int8 else 0))
     parity = check_parity(fp32, embedder, images[:check_count], source=source)
+    collapsed = collapse_warning(embed_uint8(embedder, images), source) if source == "validation images" else None
     out_path = os.fspath(out_path)
     report = None
     if int8:
@@ -193,4 +199,4 @@ def export_encoder(  # noqa: PLR0913 - mirrors imgret export's options
     if config.graph_dim and not flip_tta:
         notes = ("the graph head was fitted on codes averaged with their mirror's; export with --flip-tta "
                  "to give it the same input",)
-    return ExportResult(out_path, checkpoint, info, parity, report, notes)
+    return ExportResult(out_path, checkpoint, info, parity, report, notes, (collapsed,) if collapsed else ())

@@ -37,12 +37,13 @@ def pictures(tmp_path) -> Path:
     return folder
 
 
-def small_config(data, out, **overrides):
+def small_config(data, out, *, recipe: str = "plain", **overrides):
+    """A quick run of ``recipe`` (the plain autoencoder unless said) at 32 px, 2 epochs, batches of 8."""
     from imgret.train import TrainConfig
 
-    values = {"data": str(data), "out": str(out), "image_size": 32, "epochs": 2, "batch_size": 8}
+    values = {"image_size": 32, "epochs": 2, "batch_size": 8}
     values.update(overrides)
-    return TrainConfig(**values)
+    return TrainConfig.from_recipe(recipe, data=str(data), out=str(out), **values)
 
 
 @pytest.fixture(scope="session")

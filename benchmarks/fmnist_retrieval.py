@@ -115,11 +115,12 @@ def read_idx(path: str) -> np.ndarray:
         return np.frombuffer(fh.read(), dtype=np.uint8).reshape(dims)
 
 
-def materialise(source: str, work: str) -> str:
-    """Write DATA/train/<class>/N.png and DATA/test/<class>/N.png once (a marker says it is complete)."""
+def materialise(source: str, work: str, limit: int = 0) -> str:
+    """Write DATA/train/<class>/N.png and DATA/test/<class>/N.png once (a marker says it is complete);
+    ``limit``: only the first so many pictures of each split (dry runs), in their own folder."""
     from PIL import Image
 
-    root = os.path.join(work, "fmnist")
+    root = os.path.join(work, f"fmnist-{limit}" if limit else "fmnist")
     marker = os.path.join(root, ".complete")
     if os.path.exists(marker):
         return root
@@ -128,7 +129,7 @@ def materialise(source: str, work: str) -> str:
         labels = read_idx(os.path.join(source, f"{prefix}-labels-idx1-ubyte.gz"))
         for c in CLASSES:
             os.makedirs(os.path.join(root, split, c), exist_ok=True)
-        for i, (img, lab) in enumerate(zip(images, labels)):
+        for i, (img, lab) in enumerate(zip(images[: limit or None], labels[: limit or None])):
             Image.fromarray(img, "L").save(os.path.join(root, split, CLASSES[lab], f"{i:05d}.png"))
     open(marker, "w").close()
     return root

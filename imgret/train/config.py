@@ -22,9 +22,9 @@ DEFAULT_IMAGE_SIZE = 128
 # where the seed encoder's dense layer would grow with the square of the size.
 SEED_MAX_SIZE = 32
 DEFAULT_WIDTH = {"conv": 32, "seed": 64}
-# --map-dim auto: the seed encoder's last feature map (128 x 7 x 7 at 28 px) reduced to 256 values; the
-# conv encoder's is too large to reduce at photo sizes, and global pooling already summarises it.
-DEFAULT_MAP_DIM = {"conv": 0, "seed": 256}
+# --map-dim auto: the seed encoder's last feature map (128 x 7 x 7 at 28 px) reduced to 256 values, up to
+# SEED_MAX_SIZE; past it the map is too large to reduce, and the conv encoder's pooling summarises it.
+AUTO_MAP_DIM = 256
 # The conv encoder halves the picture four times, the seed encoder twice.
 SIZE_MULTIPLE = {"conv": 16, "seed": 4}
 DECODER_SIZES = ("full", "light", "half")
@@ -109,7 +109,7 @@ class TrainConfig:
                         "original).  [default: 64 for seed, 32 for conv]", show_default=False)
     map_dim: int = option(-1, "After the epochs, fit a PCA of the encoder's last feature map to this size and export "
                           "it beside the code (keeps detail that tells look-alikes apart); 0 = none.  [default: "
-                          "256 for seed, 0 for conv]", show_default=False)
+                          f"{AUTO_MAP_DIM} for seed up to {SEED_MAX_SIZE} px, else 0]", show_default=False)
     map_weight: float = option(1.0, "Weight of the map head's output beside the code in the exported embedding.")
     map_whiten: float = option(0.35, "Scale the map head's axes by their variance to this power, negated (0: plain "
                                "PCA; 0.5: every axis the same variance).", bounds=(0, 1))
@@ -146,7 +146,7 @@ class TrainConfig:
         arch = self.arch if self.arch != "auto" else ("seed" if size <= SEED_MAX_SIZE else "conv")
         views = self.augment or self.invariance > 0
         filled = replace(self, arch=arch, image_size=size, width=self.width or DEFAULT_WIDTH.get(arch, 32),
-                         map_dim=DEFAULT_MAP_DIM.get(arch, 0) if self.map_dim < 0 else self.map_dim,
+                         map_dim=self.map_dim if self.map_dim >= 0 else _auto_map_dim(arch, size),
                          flip_tta=bool(views or self.graph_dim) if self.flip_tta is None else bool(self.flip_tta))
         filled._check_choices()
         filled._check_ranges()
@@ -216,6 +216,10 @@ class TrainConfig:
         """Read ``config.json`` from a run folder."""
         with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as fh:
             return cls.from_json(fh.read())
+
+
+def _auto_map_dim(arch: str, size: int) -> int:
+    return AUTO_MAP_DIM if arch == "seed" and size <= SEED_MAX_SIZE else 0
 
 
 def size_for(typical: int, arch: str) -> int:

@@ -8,7 +8,8 @@ materialises the 60,000 training pictures as PNGs, runs ``imgret train DATA --ep
 the epochs and the seed given, as a user would; DATA = the train folder) for seeds 0, 1, 2 in parallel
 processes on the one GPU, exports each with ``imgret export RUN -o seedS.onnx`` (no flags: the run's
 config says how), and packs ``$OUT/seedS.tar`` (the ONNX file, config.json, loss.json, loss.png,
-recon.png, train.log). Back on this machine (CPU)::
+recon.png, train.log; when the export failed there, a weights-only ``weights.pt`` instead, exported
+by ``score``). Back on this machine (CPU)::
 
     python benchmarks/fmnist_gpu_default.py score FOLDER_WITH_THE_TARS
 
@@ -102,10 +103,26 @@ def train_all() -> None:
         raise SystemExit(f"failed: {', '.join(failed)} (see train.log in their tars)")
 
 
+def _slim_checkpoint(run: str) -> str | None:
+    """When the export failed there (no onnx or onnxruntime): best.pt without optimiser and RNG states,
+    small enough to carry back and export here with ``imgret export``."""
+    best = os.path.join(run, "best.pt")
+    if not os.path.exists(best):
+        return None
+    import torch
+
+    state = torch.load(best, map_location="cpu", weights_only=True)
+    slim = {k: v for k, v in state.items() if k not in ("optimizer", "scheduler", "scaler") and not k.startswith("rng")}
+    torch.save(slim, os.path.join(run, "weights.pt"))
+    return "weights.pt"
+
+
 def _pack(name: str) -> None:
     run = os.path.join(WORK, f"run-{name}")
+    exported = os.path.exists(os.path.join(run, f"{name}.onnx"))
+    extra = () if exported else tuple(filter(None, [_slim_checkpoint(run)]))
     with tarfile.open(os.path.join(OUT, f"{name}.tar"), "w") as tar:
-        for file in (f"{name}.onnx", *PACKED):
+        for file in (f"{name}.onnx", *extra, *PACKED):
             path = os.path.join(run, file)
             if os.path.exists(path):
                 tar.add(path, arcname=f"{name}/{file}")
@@ -124,6 +141,10 @@ def score_all(folder: str) -> None:
             tar.extractall(os.path.join(WORK, "scored"), filter="data")
         name = tar_name[:-4]
         unpacked = os.path.join(WORK, "scored", name)
+        if not os.path.exists(os.path.join(unpacked, f"{name}.onnx")):  # exported here instead
+            from imgret.export import export_encoder
+
+            export_encoder(os.path.join(unpacked, "weights.pt"), os.path.join(unpacked, f"{name}.onnx"))
         report, _, _ = evaluate(root, model=os.path.join(unpacked, f"{name}.onnx"), queries=queries)
         rows[name] = dict(report.overall)
         history = json.load(open(os.path.join(unpacked, "loss.json")))  # noqa: SIM115

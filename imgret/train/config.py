@@ -201,8 +201,10 @@ class TrainConfig:
         unknown = sorted(set(raw) - known)
         if unknown:
             raise TrainingError(f"unknown keys in training config: {', '.join(unknown)}")
-        # Runs saved before recipes existed stated every setting but named no recipe.
-        raw.setdefault("recipe", "custom")
+        # Runs saved before recipes existed named none, and a setting added since they were saved took
+        # the plain recipe's value then (the defaults of that time), not today's default recipe's.
+        if "recipe" not in raw:
+            raw = {**recipe_values("plain"), "image_size": DEFAULT_IMAGE_SIZE, "recipe": "custom", **raw}
         return cls(**raw)
 
     def save(self, run_dir: str | os.PathLike) -> str:

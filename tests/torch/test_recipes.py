@@ -154,3 +154,11 @@ def test_a_model_that_learnt_nothing_is_reported_by_train_and_export(tmp_path):
     assert "warning: the model gives nearly the same embedding" in log.getvalue()
     result = export_encoder(tmp_path / "run", tmp_path / "m.onnx")
     assert len(result.warnings) == 1 and "train longer" in result.warnings[0]
+
+
+def test_a_config_saved_before_recipes_keeps_the_settings_of_its_time():
+    old = {"data": "d", "out": "o", "arch": "seed", "latent_dim": 16, "image_size": 28, "augment": True}
+    config = TrainConfig.from_json(json.dumps(old)).resolved()
+    assert (config.recipe, config.width, config.map_dim, config.graph_dim, config.projector) == ("custom", 32, 0, 0,
+                                                                                                 False)
+    assert (config.batch_size, config.decoder, config.recon_views, config.flip_tta) == (64, "full", 2, True)

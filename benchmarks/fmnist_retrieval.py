@@ -99,6 +99,9 @@ RECIPES: dict[str, dict] = {
                                   export=dict(_GRAPH_EXPORT, map_whiten=0.0)),
     # The same run folder, exported with the map head's axes partly whitened (variance ** -0.35).
     "seed-simclr-graph-w64-white": dict(run="seed-simclr-graph-w64", export=dict(_GRAPH_EXPORT, map_whiten=0.35)),
+    # imgret train's default recipe with only --epochs given (issue 16 "good by default"); export as the run
+    # says (mirror averaging, head weights). Seeds: benchmarks/fmnist_gpu_default.py.
+    "default": dict(recipe="default", train=dict(epochs=30), export={}),
     "seed-simclr-graph-256": dict(train=dict(_SIMCLR, **_GRAPH, arch="seed", image_size=28, min_scale=0.8,
                                              latent_dim=256, epochs=26), export=_GRAPH_EXPORT),
 }
@@ -112,11 +115,12 @@ def read_idx(path: str) -> np.ndarray:
         return np.frombuffer(fh.read(), dtype=np.uint8).reshape(dims)
 
 
-def materialise(source: str, work: str) -> str:
-    """Write DATA/train/<class>/N.png and DATA/test/<class>/N.png once (a marker says it is complete)."""
+def materialise(source: str, work: str, limit: int = 0) -> str:
+    """Write DATA/train/<class>/N.png and DATA/test/<class>/N.png once (a marker says it is complete);
+    ``limit``: only the first so many pictures of each split (dry runs), in their own folder."""
     from PIL import Image
 
-    root = os.path.join(work, "fmnist")
+    root = os.path.join(work, f"fmnist-{limit}" if limit else "fmnist")
     marker = os.path.join(root, ".complete")
     if os.path.exists(marker):
         return root
@@ -125,7 +129,7 @@ def materialise(source: str, work: str) -> str:
         labels = read_idx(os.path.join(source, f"{prefix}-labels-idx1-ubyte.gz"))
         for c in CLASSES:
             os.makedirs(os.path.join(root, split, c), exist_ok=True)
-        for i, (img, lab) in enumerate(zip(images, labels)):
+        for i, (img, lab) in enumerate(zip(images[: limit or None], labels[: limit or None])):
             Image.fromarray(img, "L").save(os.path.join(root, split, CLASSES[lab], f"{i:05d}.png"))
     open(marker, "w").close()
     return root
@@ -168,19 +172,28 @@ def run_name(name: str) -> str:
 
 
 def recipe_config(name: str, data: str, work: str, seed: int, workers: int = 0):
-    """The :class:`TrainConfig` of a recipe (validation 5%), resolved."""
+    """The :class:`TrainConfig` of a recipe, resolved: the rows before ``imgret train --recipe`` existed
+    are values over the ``plain`` recipe with 5% validation; a row with ``recipe`` names an imgret recipe
+    and gives only what its row says (``default``: only the epochs, as a user would)."""
     from imgret.train import TrainConfig
 
     trained = run_name(name)
-    return TrainConfig(data=os.path.join(data, "train"), out=os.path.join(work, f"run-{trained}"), val_split=0.05,
-                       seed=seed, workers=workers, **RECIPES[trained]["train"]).resolved()
+    base = RECIPES[trained].get("recipe")
+    values = dict(RECIPES[trained]["train"])
+    if base is None:
+        base, values = "plain", dict(values, val_split=0.05)
+    config = TrainConfig.from_recipe(base, data=os.path.join(data, "train"), out=os.path.join(work, f"run-{trained}"),
+                                     seed=seed, workers=workers, **values)
+    from imgret.train.data import sized_to_pictures
+
+    return sized_to_pictures(config).resolved()  # as imgret train sizes it: from the pictures (28 px here)
 
 
 def _same_recipe(a, b) -> bool:
     """Whether two configs describe the same training (paths and machine settings aside)."""
     from dataclasses import asdict
 
-    machine = ("data", "out", "workers", "device")
+    machine = ("data", "out", "workers", "device", "recipe", "typical_size")
     return {k: v for k, v in asdict(a).items() if k not in machine} == {
         k: v for k, v in asdict(b).items() if k not in machine}
 

@@ -48,7 +48,7 @@ def main() -> int:
     if device == "cuda":
         print(f"gpu_check: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
     for arch in ("conv", "seed"):
-        config = TrainConfig(data=data, out=os.path.join(work, arch), arch=arch, image_size=64, epochs=1,
+        config = TrainConfig.from_recipe("plain", data=data, out=os.path.join(work, arch), arch=arch, image_size=64, epochs=1,
                              batch_size=128, workers=2, device=device, amp=True)
         started = time.monotonic()
         result = train(config, stream=sys.stderr)

@@ -72,7 +72,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for arch in args.archs.split(","):
         out = os.path.join(args.work, f"run-{arch}-{args.max_images}-{args.epochs}-{int(time.time())}")
-        config = TrainConfig(data=data, out=out, arch=arch, image_size=SIZES[arch], epochs=args.epochs,
+        config = TrainConfig.from_recipe("plain", data=data, out=out, arch=arch, image_size=SIZES[arch], epochs=args.epochs,
                              batch_size=args.batch_size, max_images=args.max_images, workers=args.workers)
         result = train(config, stream=sys.stderr)
         print(f"| {arch} | {SIZES[arch]} | {result.train_count} / {result.val_count} | {result.epochs} | "

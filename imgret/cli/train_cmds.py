@@ -30,7 +30,9 @@ def _config_option(name: str, kind: type, default, settings: dict):
     """The ``--name`` option of one :class:`~imgret.train.config.TrainConfig` field."""
     flag = "--" + name.replace("_", "-")
     if kind is bool:
-        return click.option(flag, is_flag=True, help=settings["help"])
+        # Recipes turn some switches on, so each has its off form too (--augment/--no-augment).
+        return click.option(f"{flag}/--no-{flag[2:]}", default=default, show_default=settings["show_default"],
+                            help=settings["help"])
     click_type = kind
     if settings["choices"]:
         click_type = click.Choice(list(settings["choices"]))
@@ -69,7 +71,14 @@ _resume_option = click.option("--resume", is_flag=True,
               help="Run folder for checkpoints, plots and the image cache.  [default: runs/<DATA name>]")
 @config_options(after={"device": [_resume_option]})
 def train_command(data, out, resume, **settings):
-    """Train an autoencoder on the pictures in DATA and keep its checkpoints in a run folder.
+    """Train an encoder on the pictures in DATA and keep its checkpoints in a run folder.
+
+    With no options it trains the default recipe, the best general one found: two random views of
+    each picture pulled together by a contrastive term beside reconstruction, then a neighbour-graph
+    head (and on small pictures a map head) exported beside the code, with mirror averaging. The
+    picture size follows the pictures (their median size when under 128 px). --recipe plain trains
+    the original plain autoencoder and --recipe seed the original project's model; any option given
+    explicitly overrides the recipe's value. The recipe and every value used go into config.json.
 
     Pictures are found recursively (class subfolders are ignored). If DATA has train/ (and val/)
     folders they are used as they are; otherwise --val-split of the pictures is held out by a seeded
@@ -87,16 +96,20 @@ def train_command(data, out, resume, **settings):
     from imgret.train import HEAD_SETTINGS, TrainConfig, TrainingInterrupted, add_heads, train
 
     out = out or os.path.join("runs", os.path.basename(os.path.abspath(data)) or "run")
-    # With --resume, head options typed on the command line add those heads to a finished run.
     ctx = click.get_current_context()
-    heads = {name: settings[name] for names in HEAD_SETTINGS.values() for name in names
+    given = {name: value for name, value in settings.items()
              if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE}
+    # With --resume, head options typed on the command line add those heads to a finished run.
+    heads = {name: given[name] for names in HEAD_SETTINGS.values() for name in names if name in given}
     try:
         if resume and heads:
             result = add_heads(out, stream=sys.stderr, device=settings["device"], workers=settings["workers"],
                                **heads)
         else:
-            result = train(TrainConfig(data=data, out=out, **settings), resume=resume, stream=sys.stderr)
+            # The recipe's values, overridden by what was typed; the machine settings always as typed.
+            given.pop("recipe", None)
+            config = TrainConfig.from_recipe(settings["recipe"], data=data, out=out, **given)
+            result = train(config, resume=resume, stream=sys.stderr)
     except TrainingInterrupted as exc:
         # Not an error but a stop the user asked for: its own exit status, like any Ctrl-C.
         click.echo(str(exc), err=True)
@@ -111,7 +124,9 @@ def train_command(data, out, resume, **settings):
 @click.command("export")
 @click.argument("source", type=click.Path(exists=True))
 @click.option("--output", "-o", type=click.Path(dir_okay=False), required=True, help="The .onnx file to write.")
-@click.option("--flip-tta", is_flag=True, help="Average each picture's code with its mirror image's (inside the graph).")
+@click.option("--flip-tta/--no-flip-tta", default=None,
+              help="Average each picture's code with its mirror image's (inside the graph).  [default: as the run "
+                   "was trained for: on when it learnt from views or has a graph head]")
 @click.option("--int8", is_flag=True, help="Also write FILE.int8.onnx (static int8, calibrated on validation pictures).")
 @click.option("--model-id", default=None, help="Name stored in the model.  [default: imgret-<arch>-<dim>d-<size>px-<hash>]")
 @click.option("--graph-weight", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -146,8 +161,12 @@ def export_command(source, output, flip_tta, int8, model_id, **weights):  # noqa
         q = result.int8
         click.echo(f"int8 vs fp32 on {q.count} pictures: mean top-{q.k} neighbour overlap {q.mean_topk_overlap:.3f}, "
                    f"max abs diff {q.max_abs_diff:.4f}, min cosine {q.min_cosine:.5f}", err=True)
+    if result.dup is not None:
+        click.echo(result.dup.note, err=True)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"wrote {result.path} ({result.info.model_id}, {result.info.embedding_dim}-d, "
                f"{result.info.input_size}px)")
     if result.int8 is not None:

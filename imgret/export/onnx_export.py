@@ -36,13 +36,15 @@ from imgret.train.checkpoint import (
     resolve_checkpoint,
     summary_of,
 )
+from imgret.train.spread import collapse_warning, embed_uint8
 from imgret.version import __version__
 
 OPSET = 17
 # The training settings recorded in the model's metadata (``training.recipe``).
-RECIPE_KEYS = ("augment", "denoise", "invariance", "invariance_loss", "temperature", "colour_jitter", "rotate",
+RECIPE_KEYS = ("recipe", "augment", "denoise", "invariance", "invariance_loss", "temperature", "colour_jitter", "rotate",
                "min_scale", "decoder", "recon_views", "width", "projector", "map_dim", "graph_dim",
-               "graph_neighbours", "graph_epochs", "batch_size", "lr", "schedule", "seed")
+               "graph_neighbours", "graph_epochs", "batch_size", "lr", "schedule", "seed", "rot90",
+               "greyscale", "caption", "border", "blur", "canvas")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,21 @@ class ExportResult:
     int8: Int8Report | None = None
     notes: tuple[str, ...] = ()  # advice for the person exporting (the CLI prints it to stderr)
     dup: DupEstimate | None = None  # the copy threshold stored in info, and how it scored
+    warnings: tuple[str, ...] = ()  # signs the model is not fit to use (the CLI prints them to stderr)
+
+
+GRAPH_WITHOUT_FLIP = ("the graph head was fitted on codes averaged with their mirror's; export with --flip-tta "
+                      "to give it the same input")
+
+
+def _with_copy_threshold(fp32: bytes, info, config) -> tuple[bytes, object, DupEstimate | None]:
+    """The copy threshold (imgret dups) estimated on the run's validation pictures (see
+    dup_threshold.py) and written into the model's metadata."""
+    dup = estimate_for_export(fp32, validation_paths(config), config.image_size)
+    if dup is None:
+        return fp32, info, None
+    info = replace(info, dup_threshold=dup.threshold, dup_ratio=dup.ratio)
+    return _with_metadata(fp32, info.to_metadata()), info, dup
 
 
 def weights_sha256(encoder) -> str:
@@ -142,7 +159,7 @@ def export_encoder(  # noqa: PLR0913 - mirrors imgret export's options
     checkpoint_or_run: str | os.PathLike,
     out_path: str | os.PathLike,
     *,
-    flip_tta: bool = False,
+    flip_tta: bool | None = None,
     int8: bool = False,
     model_id: str | None = None,
     graph_weight: float | None = None,
@@ -155,7 +172,8 @@ def export_encoder(  # noqa: PLR0913 - mirrors imgret export's options
     """Export the encoder of a run folder (its ``best.pt``) or a checkpoint to ``out_path``.
 
     The file carries :class:`~imgret.runtime.modelinfo.ModelInfo` metadata; ``flip_tta`` averages the
-    codes of each picture and its mirror inside the graph. ``graph_weight`` and ``map_weight`` override
+    codes of each picture and its mirror inside the graph (None: as the run's config says, which is on
+    when it learnt from mirrored views or has a graph head). ``graph_weight`` and ``map_weight`` override
     the training config's weights of a graph head's and a map head's output beside the code, and
     ``map_whiten`` its whitening of the map head's axes. ``int8`` also writes ``*.int8.onnx``
     (static QDQ, calibrated on validation pictures) and reports how its neighbours differ.
@@ -168,6 +186,7 @@ def export_encoder(  # noqa: PLR0913 - mirrors imgret export's options
     checkpoint = resolve_checkpoint(checkpoint_or_run)
     state = load_checkpoint(checkpoint)
     config = checkpoint_config(state).resolved()
+    flip_tta = config.flip_tta if flip_tta is None else bool(flip_tta)
     try:
         embedder = embedding_model(build_from_checkpoint(state), config, flip_tta=flip_tta,
                                    graph_weight=graph_weight, map_weight=map_weight, map_whiten=map_whiten)
@@ -179,11 +198,8 @@ def export_encoder(  # noqa: PLR0913 - mirrors imgret export's options
     progress(2, steps, "checking it against PyTorch")
     images, source = validation_images(config, max(check_count, calibration_count if int8 else 0))
     parity = check_parity(fp32, embedder, images[:check_count], source=source)
-    # The copy threshold (imgret dups), estimated on the run's validation pictures; see dup_threshold.py.
-    dup = estimate_for_export(fp32, validation_paths(config), config.image_size)
-    if dup is not None:
-        info = replace(info, dup_threshold=dup.threshold, dup_ratio=dup.ratio)
-        fp32 = _with_metadata(fp32, info.to_metadata())
+    fp32, info, dup = _with_copy_threshold(fp32, info, config)
+    collapsed = collapse_warning(embed_uint8(embedder, images), source) if source == "validation images" else None
     out_path = os.fspath(out_path)
     report = None
     if int8:
@@ -196,8 +212,5 @@ def export_encoder(  # noqa: PLR0913 - mirrors imgret export's options
         write_bytes(report.path, int8_bytes)
     write_bytes(out_path, fp32)
     progress(steps, steps)
-    notes = ()
-    if config.graph_dim and not flip_tta:
-        notes = ("the graph head was fitted on codes averaged with their mirror's; export with --flip-tta "
-                 "to give it the same input",)
-    return ExportResult(out_path, checkpoint, info, parity, report, notes, dup)
+    notes = (GRAPH_WITHOUT_FLIP,) if config.graph_dim and not flip_tta else ()
+    return ExportResult(out_path, checkpoint, info, parity, report, notes, dup, (collapsed,) if collapsed else ())

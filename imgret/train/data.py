@@ -16,7 +16,7 @@ import json
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from imgret.runtime.atomic import replacing, write_text
 from imgret.runtime.imageio import load
 from imgret.runtime.progress import ProgressCallback
 from imgret.runtime.scan import image_files
-from imgret.train.config import TrainConfig
+from imgret.train.config import TrainConfig, size_for
 
 CACHE_VERSION = 1
 
@@ -61,6 +61,32 @@ def split_paths(config: TrainConfig) -> SplitPaths:
     train = [p for i, p in enumerate(pool) if i not in val_idx]
     val = [p for i, p in enumerate(pool) if i in val_idx]
     return SplitPaths(train, val, layout)
+
+
+def typical_size(paths: list[str], *, sample: int = 256, seed: int = 0) -> int:
+    """The median longer side of up to ``sample`` of ``paths`` (read from their headers only, so it
+    is quick on any folder); 0 when none can be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    picked = _cap(paths, sample, seed)
+    sides = []
+    for path in picked:
+        try:
+            with Image.open(path) as img:
+                sides.append(max(img.size))
+        except (OSError, UnidentifiedImageError, ValueError):
+            continue  # decoding later counts and reports it
+    return int(np.median(sides)) if sides else 0
+
+
+def sized_to_pictures(config: TrainConfig) -> TrainConfig:
+    """With no image size given (0): the default size, or for smaller pictures the smallest allowed size
+    at or above their median size (28 px pictures are not trained at 128 px, 20 times the cost); the
+    median is kept as ``typical_size``. A config with a size is returned as it is."""
+    if config.image_size:
+        return config
+    typical = typical_size(split_paths(config).train, seed=config.seed)
+    return replace(config, image_size=size_for(typical, config.arch), typical_size=typical)
 
 
 def _cap(paths: list[str], limit: int, seed: int) -> list[str]:

@@ -81,7 +81,8 @@ def _view(batch: torch.Tensor, config: TrainConfig, gen: torch.Generator) -> tor
     out = augment.random_view(batch, gen, min_scale=config.min_scale, rotate=config.rotate)
     if config.colour_jitter > 0:
         out = augment.colour_jitter(out, gen, amount=config.colour_jitter, hue=config.colour_jitter / 5)
-    return out
+    return augment.heavy_edits(out, gen, rot90=config.rot90, grey=config.greyscale, caption_p=config.caption,
+                               border_p=config.border, blur_p=config.blur, canvas_p=config.canvas)
 
 
 def _agreement(model, z: torch.Tensor, config: TrainConfig) -> torch.Tensor:

@@ -58,12 +58,22 @@ def loss_chart(history: list[dict], path: str, *, width: int = 640, height: int 
     _save(img, path)
 
 
-def recon_grid(originals: np.ndarray, recons: np.ndarray, path: str, *, cell: int = 96) -> None:
-    """Originals (top row) above their reconstructions (bottom row); uint8 NHWC arrays."""
+RECON_LABELS = ("input", "reconstruction")
+LABEL_WIDTH, TITLE_HEIGHT = 100, 18
+
+
+def recon_grid(originals: np.ndarray, recons: np.ndarray, path: str, *, epoch: int | None = None,
+               cell: int = 96) -> None:
+    """Originals (top row) above their reconstructions (bottom row), uint8 NHWC arrays; each row is
+    labelled on the left and the epoch is written above, so the picture explains itself."""
     n = len(originals)
-    img = Image.new("RGB", (max(n, 1) * cell, 2 * cell), "white")
+    img = Image.new("RGB", (LABEL_WIDTH + max(n, 1) * cell, TITLE_HEIGHT + 2 * cell), "white")
+    draw = ImageDraw.Draw(img)  # text in Pillow's default font
+    draw.text((4, 3), "" if epoch is None else f"epoch {epoch}", fill="black")
+    for row, label in enumerate(RECON_LABELS):
+        draw.text((4, TITLE_HEIGHT + row * cell + cell // 2 - 6), label, fill="black")
     for i in range(n):
         for row, arr in enumerate((originals[i], recons[i])):
             tile = Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8)).resize((cell, cell), Image.Resampling.NEAREST)
-            img.paste(tile, (i * cell, row * cell))
+            img.paste(tile, (LABEL_WIDTH + i * cell, TITLE_HEIGHT + row * cell))
     _save(img, path)

@@ -28,8 +28,8 @@ from imgret.train.checkpoint import (
     rng_state,
     save_checkpoint,
 )
-from imgret.train.config import TrainConfig
-from imgret.train.data import RunPictures, load_pictures
+from imgret.train.config import DEFAULT_IMAGE_SIZE, TrainConfig
+from imgret.train.data import RunPictures, load_pictures, sized_to_pictures
 from imgret.train.device import pick_device, seed_everything
 from imgret.train.epoch import Optimisation, build_optimisation, train_epoch, validate
 from imgret.train.heads import finished_result, fit_heads
@@ -38,6 +38,7 @@ from imgret.train.models import build_autoencoder
 from imgret.train.notes import Notes
 from imgret.train.plots import loss_chart, recon_grid
 from imgret.train.result import TrainingInterrupted, TrainResult
+from imgret.train.spread import collapse_warning, embed_uint8
 
 __all__ = ["TrainResult", "TrainingInterrupted", "train"]
 
@@ -97,6 +98,7 @@ def train(
     notes = Notes(stream)
     run_dir = config.out
     config, state = _settings(config, run_dir, resume)
+    notes.say(_first_line(config))
     device = pick_device(config.device)
     seed_everything(config.seed)
     bar = notes.progress("decoding", "pictures")
@@ -106,7 +108,7 @@ def train(
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(pictures.skipped.items()))
         notes.say(f"skipped {sum(pictures.skipped.values())} unreadable pictures ({reasons})")
     notes.say(f"{len(pictures.train)} training and {len(pictures.val)} validation pictures ({pictures.layout}); "
-              f"arch {config.arch}, latent {config.latent_dim}, {config.image_size}px, device {device.type}"
+              f"device {device.type}"
               + (", AMP" if device.type == "cuda" and config.amp else ""))
     steps = math.ceil(len(pictures.train) / config.batch_size)
     run = Run(run_dir, config, pictures, build_optimisation(config, build_autoencoder(config), device, steps))
@@ -120,6 +122,7 @@ def train(
         except KeyboardInterrupt:
             raise TrainingInterrupted(f"interrupted while fitting the heads; finish them with --resume --out "
                                       f"{run_dir}", run.last_path) from None
+    _warn_if_collapsed(run_dir, config, pictures, notes)
     seconds = float(np.mean(run.epoch_seconds)) if run.epoch_seconds else 0.0
     done = {"history": json.dumps(run.history), "best_val_loss": run.best_val}
     return finished_result(run_dir, done, pictures, device.type, seconds)
@@ -135,10 +138,33 @@ def _settings(config: TrainConfig, run_dir: str, resume: bool) -> tuple[TrainCon
         config = replace(checkpoint_config(state), workers=config.workers, device=config.device)
     elif os.path.exists(last_path):
         raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    else:
+        config = sized_to_pictures(config)
     config = config.resolved()
     os.makedirs(run_dir, exist_ok=True)
     config.save(run_dir)
     return config, state
+
+
+def _warn_if_collapsed(run_dir: str, config: TrainConfig, pictures: RunPictures, notes: Notes) -> None:
+    """One warning line when the exported embedding would give every picture nearly the same vector."""
+    from imgret.train.checkpoint import load_encoder
+
+    shown = pictures.val if len(pictures.val) else pictures.train
+    images = shown.batch(256).numpy()
+    warning = collapse_warning(embed_uint8(load_encoder(run_dir, flip_tta=bool(config.flip_tta)), images),
+                               "validation pictures" if len(pictures.val) else "training pictures")
+    if warning:
+        notes.say(f"warning: {warning}")
+
+
+def _first_line(config: TrainConfig) -> str:
+    """What the run trains, in one line: the recipe, architecture and size (and why that size)."""
+    size = f"{config.image_size}px"
+    if config.typical_size and config.image_size < DEFAULT_IMAGE_SIZE:
+        size += (f" (the pictures' median size is {config.typical_size} px, under the default "
+                 f"{DEFAULT_IMAGE_SIZE}; --image-size overrides)")
+    return f"recipe {config.recipe}: arch {config.arch}, latent {config.latent_dim}, width {config.width}, {size}"
 
 
 def _restore(run: Run, state: dict) -> None:
@@ -200,7 +226,7 @@ def _epoch(run: Run, epoch: int, notes: Notes) -> dict:
     bar.close(f"val {val_loss:.5f}" if val_loss is not None else "")
     write_history(run.run_dir, run.history)
     loss_chart(run.history, os.path.join(run.run_dir, "loss.png"))
-    recon_grid(originals, recons, os.path.join(run.run_dir, "recon.png"))
+    recon_grid(originals, recons, os.path.join(run.run_dir, "recon.png"), epoch=epoch + 1)
     state = run.snapshot(epoch + 1)
     save_checkpoint(run.last_path, state)
     if improved:

@@ -19,7 +19,7 @@ $PY models/recipes/photo_data.py --set v1 --out "$WORK/crops" --n 12000 --size 9
 # 2. Train: conv encoder with global pooling, 64 px, 128-d; light decoder; reconstruction plus a
 #    contrastive agreement term between two random views (zoom to 60%, shift, mirror, rotation up to
 #    10 degrees, colour jitter 0.4), random erasing on the inputs.
-imgret train "$WORK/crops" --out "$WORK/run" --arch conv --image-size 64 --latent-dim 128 \
+imgret train "$WORK/crops" --recipe plain --out "$WORK/run" --arch conv --image-size 64 --latent-dim 128 \
     --decoder light --epochs 12 --batch-size 128 --lr 2e-3 --val-split 0.1 --seed 0 \
     --augment --invariance 1.0 --invariance-loss contrastive --temperature 0.2 \
     --colour-jitter 0.4 --rotate 10 --min-scale 0.6

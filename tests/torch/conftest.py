@@ -37,23 +37,25 @@ def pictures(tmp_path) -> Path:
     return folder
 
 
-def small_config(data, out, **overrides):
+def small_config(data, out, *, recipe: str = "plain", **overrides):
+    """A quick run of ``recipe`` (the plain autoencoder unless said) at 32 px, 2 epochs, batches of 8."""
     from imgret.train import TrainConfig
 
-    values = {"data": str(data), "out": str(out), "image_size": 32, "epochs": 2, "batch_size": 8}
+    values = {"image_size": 32, "epochs": 2, "batch_size": 8}
     values.update(overrides)
-    return TrainConfig(**values)
+    return TrainConfig.from_recipe(recipe, data=str(data), out=str(out), **values)
 
 
 @pytest.fixture(scope="session")
 def trained_runs(tmp_path_factory) -> dict[str, Path]:
-    """One 2-epoch run per architecture, trained once for all tests that only read them."""
+    """One 2-epoch run per architecture (recipes plain and seed), trained once for the tests that only read them."""
     from imgret.train import train
 
     root = tmp_path_factory.mktemp("runs")
     write_pictures(root / "data", 32)
     runs = {}
     for arch in ("conv", "seed"):
-        train(small_config(root / "data", root / arch, arch=arch))
+        # seed: the original project's model (latent 16); conv: the plain autoencoder.
+        train(small_config(root / "data", root / arch, recipe="seed" if arch == "seed" else "plain", arch=arch))
         runs[arch] = root / arch
     return runs

@@ -113,3 +113,50 @@ def test_width_out_of_range_is_refused(pictures, tmp_path):
 
     with pytest.raises(TrainingError, match="--width"):
         small_config(pictures, tmp_path / "run", width=4).resolved()
+
+
+def _square_picture(n: int = 6, size: int = 32) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(n, 3, size, size, generator=gen) * 0.2 + 0.4
+    x[:, 0, 4:12, 4:20] = 1.0  # an off-centre red bar: turns and shrinks show
+    return x
+
+
+def test_heavy_edits_are_off_at_zero_and_change_every_picture_at_one():
+    x = _square_picture()
+    assert torch.equal(augment.heavy_edits(x, torch.Generator().manual_seed(0)), x)
+    for name in ("rot90", "grey", "caption_p", "border_p", "blur_p", "canvas_p"):
+        y = augment.heavy_edits(x, torch.Generator().manual_seed(0), **{name: 1.0})
+        assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1, name
+        assert all(not torch.allclose(y[i], x[i]) for i in range(len(x))), name
+
+
+def test_each_heavy_edit_does_what_it_says():
+    x = _square_picture()
+    turned = augment.rotate90(x, torch.Generator().manual_seed(1), 1.0)
+    assert all(any(torch.equal(turned[i], torch.rot90(x[i], k, dims=(1, 2))) for k in (1, 2, 3)) for i in range(6))
+    grey = augment.greyscale(x, torch.Generator().manual_seed(1), 1.0)
+    assert torch.equal(grey[:, 0], grey[:, 1]) and torch.equal(grey[:, 1], grey[:, 2])
+    captioned = augment.caption(x, torch.Generator().manual_seed(1), 1.0)
+    changed = (captioned != x).any(dim=1).float().mean(dim=(1, 2))
+    assert bool(((changed > 0.03) & (changed < 0.2)).all())  # about a tenth of each picture
+    boxed = augment.border(x, torch.Generator().manual_seed(1), 1.0)
+    for pic in boxed:  # plain bars on two opposite sides
+        rows, cols = pic[:, :2].reshape(3, -1), pic[:, :, :2].reshape(3, -1)
+        assert float(rows.std(dim=1).max()) < 1e-6 or float(cols.std(dim=1).max()) < 1e-6
+    shot = augment.canvas(x, torch.Generator().manual_seed(1), 1.0)
+    corners = torch.stack([shot[:, :, 0, 0], shot[:, :, 0, -1], shot[:, :, -1, 0], shot[:, :, -1, -1]], dim=2)
+    assert bool(((corners.max(dim=2).values - corners.min(dim=2).values) < 1e-6).all())  # plain canvas around it
+    blurred = augment.blur(x, torch.Generator().manual_seed(1), 1.0)
+    edges = lambda t: (t[..., 1:] - t[..., :-1]).abs().mean()  # noqa: E731
+    assert float(edges(blurred)) < 0.8 * float(edges(x))
+
+
+def test_heavy_edit_options_reach_the_training_views(pictures, tmp_path):
+    from imgret.train import train
+
+    result = train(small_config(pictures, tmp_path / "run", epochs=1, augment=True, rot90=0.5, greyscale=0.3,
+                                caption=0.3, border=0.3, blur=0.3, canvas=0.3))
+    assert result.epochs == 1 and math.isfinite(result.train_loss)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (saved["rot90"], saved["canvas"]) == (0.5, 0.3)

@@ -63,5 +63,5 @@ def test_train_options_come_from_the_config_with_its_defaults_and_help(tmp_path)
     for name, _kind, default, settings in cli_options():
         assert parsed[name] == default == getattr(defaults, name), name
         assert params[name].help == settings["help"], name
-    assert list(params["arch"].type.choices) == ["conv", "seed"] and params["resume"].is_flag
+    assert list(params["arch"].type.choices) == ["auto", "conv", "seed"] and params["resume"].is_flag
     assert {"data", "out", "resume"} | {name for name, *_ in cli_options()} == set(params)

@@ -263,3 +263,16 @@ def test_heads_are_fitted_for_best_pt_and_last_pt_of_a_later_epoch_waits_for_res
     assert torch.equal(load_checkpoint(run / "best.pt")["model"]["map_head.components"],
                        best["model"]["map_head.components"])
     export_encoder(run / "last.pt", tmp_path / "last.onnx")
+
+
+def test_fewer_pictures_than_features_give_the_covariance_axes_quickly():
+    gen = torch.Generator().manual_seed(3)
+    maps = torch.rand(12, 4, 3, 3, generator=gen) ** 2  # 12 pictures, 36 features
+    few, many = MapHead(36, 16), MapHead(36, 16)
+    fit_map_head([maps], few)  # fewer points than features: the n x n route
+    fit_map_head([maps] * 3, many)  # the same points thrice: the covariance route, same axes
+    rank = 11  # 12 centred points span 11 axes; the rest carry no variance
+    dots = (few.components[:, :rank] * many.components[:, :rank]).sum(dim=0)
+    torch.testing.assert_close(dots, torch.ones(rank), atol=1e-4, rtol=0)
+    torch.testing.assert_close(few.variances[:rank] * 11 / 12, many.variances[:rank] * 35 / 36, atol=1e-5, rtol=1e-4)
+    assert float(few.components[:, rank:].abs().max()) == 0.0

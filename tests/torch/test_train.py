@@ -132,8 +132,8 @@ def test_existing_run_is_not_overwritten_without_resume(trained_runs):
 def test_config_round_trips_through_json():
     from imgret.train import TrainConfig
 
-    config = TrainConfig(data="d", out="o", arch="seed", augment=True, invariance=0.3).resolved()
+    config = TrainConfig.from_recipe("seed", data="d", out="o", augment=True, invariance=0.3).resolved()
     assert TrainConfig.from_json(config.to_json()) == config
-    assert config.latent_dim == 16
+    assert config.latent_dim == 16 and config.recipe == "seed" and config.flip_tta
     with pytest.raises(TrainingError):
         TrainConfig(data="d", out="o", image_size=40).resolved()

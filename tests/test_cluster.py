@@ -198,7 +198,7 @@ def test_without_the_extra_cluster_says_how_to_install_it(imgret, photos, monkey
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
     out = imgret("index", photos, "--cluster", "local:2")
     assert out.code == 1
-    assert "pip install 'imgret[cluster]'" in out.stderr
+    assert "pip install 'dask[distributed]" in out.stderr and "'.[cluster]'" in out.stderr
 
 
 def test_base_imgret_never_imports_dask(tmp_path, fake_model):

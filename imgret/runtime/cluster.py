@@ -33,7 +33,8 @@ from imgret.runtime.batching import in_order_bounded
 from imgret.runtime.encoder import Encoder
 from imgret.runtime.prepare import Prepared
 
-INSTALL_HINT = "pip install 'imgret[cluster]'"
+# imgret is not on the package index yet: name what works today (Dask itself), and the extra in a clone.
+INSTALL_HINT = "pip install 'dask[distributed]>=2026.8' (in a clone of imgret: pip install '.[cluster]')"
 LOCAL_PREFIX = "local:"
 CHUNK = 32  # files per task: large enough that a task's overhead is small beside decoding it
 AHEAD = 2  # tasks submitted per worker thread beyond the ones running

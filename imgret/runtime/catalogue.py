@@ -424,6 +424,10 @@ class Catalogue:
         vector is in ``files``."""
         return _V1_SQL[sql] if self.format == 1 else sql
 
+    def integrity_check(self) -> str:
+        """SQLite's full ``integrity_check`` of every page: ``"ok"`` or the first problem found."""
+        return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
+
     def vacuum(self) -> None:
         """Give pages freed by clearing the pending vectors back to the file system (new catalogues
         are created with incremental auto-vacuum; upgraded ones reuse the pages instead)."""

@@ -27,7 +27,7 @@ def check_library(folder: str | os.PathLike | None = None) -> dict[str, object]:
     folder = _folder(folder)
     catalogue = _open_catalogue(folder)
     try:
-        result = catalogue.db.execute("PRAGMA integrity_check").fetchone()[0]
+        result = catalogue.integrity_check()
         if result != "ok":
             raise LibraryError(f"catalogue {folder / CATALOGUE_FILE} is damaged ({result}); {RECOVERY}")
         meta = catalogue.meta()

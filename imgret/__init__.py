@@ -11,7 +11,6 @@ from imgret.errors import (
     ModelError,
     ModelMismatchError,
 )
-from imgret.version import __version__
 
 _LAZY = {
     "Encoder": "imgret.runtime.encoder",
@@ -27,6 +26,10 @@ _LAZY = {
 
 def __getattr__(name: str):
     # Imported on first use, so `import imgret` (and `imgret --help`) stays instant.
+    if name == "__version__":
+        from imgret.version import version
+
+        return version()
     if name in _LAZY:
         import importlib
 

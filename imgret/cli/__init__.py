@@ -14,7 +14,14 @@ import click
 from imgret.cli import dups_cmd, eval_cmd, maintenance_cmds, train_cmds
 from imgret.cli.errors import run_cli
 from imgret.cli.library_cmds import index_command, info_command, models_command, query_command
-from imgret.version import __version__
+from imgret.version import version
+
+
+def _print_version(ctx: click.Context) -> None:
+    # The version is read only when asked for (importlib.metadata is a tenth of a cold query).
+    if not ctx.resilient_parsing:
+        click.echo(f"imgret, version {version()}")
+        ctx.exit()
 
 
 class _InOrder(click.Group):
@@ -25,7 +32,8 @@ class _InOrder(click.Group):
 
 
 @click.group(cls=_InOrder, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="imgret")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, help="Show the version and exit.",
+              callback=lambda ctx, _param, value: _print_version(ctx) if value else None)
 def cli():
     """imgret: find similar pictures on your computer.
 

@@ -37,7 +37,7 @@ from imgret.train.checkpoint import (
     summary_of,
 )
 from imgret.train.spread import collapse_warning, embed_uint8
-from imgret.version import __version__
+from imgret.version import version
 
 OPSET = 17
 # The training settings recorded in the model's metadata (``training.recipe``).
@@ -100,7 +100,7 @@ def _with_metadata(model_bytes: bytes, props: dict[str, str]) -> bytes:
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     model.producer_name = "imgret"
-    model.producer_version = __version__
+    model.producer_version = version()
     try:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as exc:
@@ -141,7 +141,7 @@ def _model_info(state: dict, config, embedder, *, flip_tta: bool, model_id: str 
         model_id=model_id or f"imgret-{config.arch}-{dim}d-{config.image_size}px-{sha[:8]}",
         input_size=config.image_size, embedding_dim=dim, metric="cosine", l2_normalised=True,
         arch=config.arch, latent_dim=config.latent_dim, flip_tta=flip_tta, training=training,
-        imgret_version=__version__, weights_sha256=sha)
+        imgret_version=version(), weights_sha256=sha)
     info.validate()
     return info
 

@@ -23,20 +23,8 @@ def replacing(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
     On an exception the temporary file is removed and ``path`` is left as it was.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + "-", suffix=TEMP_SUFFIX, dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_folder(folder)
+    with replacing_path(path) as tmp, open(tmp, "wb") as fh:  # closed (flushed) before the fsync
+        yield fh
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -50,7 +51,8 @@ def build(folder: Path, n: int) -> tuple[Catalogue, int]:
         path = pics / f"pic{i:07d}.png"
         if i in real:
             tiny.save(path)
-        cat.put_ok(str(path), 100, 0, hashes[i], vectors[i])
+        # the catalogue keeps content hashes as 32 raw bytes: the synthetic labels are hashed to that shape
+        cat.put_ok(str(path), 100, 0, hashlib.sha256(hashes[i].encode()).digest(), vectors[i])
     cat.commit()
     return cat, len(real)
 

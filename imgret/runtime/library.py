@@ -65,11 +65,11 @@ class Library:
              threads: int | None = None) -> Library:
         """Open an existing library for queries with its own model; ``model`` (if given) must be the
         same model (same fingerprint)."""
-        folder = _folder(folder)
+        folder = library_folder(folder)
         if not (folder / CATALOGUE_FILE).is_file():
-            _open_catalogue(folder)  # the usual "no library" error, before a model is loaded
+            open_catalogue(folder)  # the usual "no library" error, before a model is loaded
         encoder = _encoder(model, threads) if model is not None else None  # a bad model fails before anything
-        catalogue = _open_catalogue(folder)
+        catalogue = open_catalogue(folder)
         try:
             recorded = catalogue.meta()
             _check_format(recorded)
@@ -94,10 +94,10 @@ class Library:
         picture and starts over with ``model``; otherwise a library built with another model is refused
         with :class:`~imgret.errors.ModelMismatchError`. A custom model is copied into the library.
         """
-        folder = _folder(folder)
+        folder = library_folder(folder)
         cat_path = folder / CATALOGUE_FILE
         encoder = _encoder(model, threads) if model is not None or not cat_path.is_file() else None
-        lock = _take_lock(folder)
+        lock = take_lock(folder)
         try:
             catalogue = Catalogue(str(cat_path), fault=fault_point)
         except BaseException:
@@ -213,8 +213,8 @@ def library_info(folder: PathLike | None = None) -> dict[str, object]:
 
     Reads the catalogue only; no model is loaded.
     """
-    folder = _folder(folder)
-    catalogue = _open_catalogue(folder)
+    folder = library_folder(folder)
+    catalogue = open_catalogue(folder)
     try:
         if catalogue.get_meta("model_fingerprint") is None:
             raise LibraryError(f"library {folder} has no model recorded; run `imgret index` first")
@@ -225,7 +225,8 @@ def library_info(folder: PathLike | None = None) -> dict[str, object]:
         catalogue.close()
 
 
-def _open_catalogue(folder: Path) -> Catalogue:
+def open_catalogue(folder: Path) -> Catalogue:
+    """The catalogue of the library in ``folder``, read-only; a clear error when there is none."""
     cat_path = folder / CATALOGUE_FILE
     if not cat_path.is_file():
         raise LibraryError(
@@ -270,7 +271,8 @@ def _info(folder: Path, catalogue: Catalogue) -> dict[str, object]:
     }
 
 
-def _folder(folder: PathLike | None) -> Path:
+def library_folder(folder: PathLike | None) -> Path:
+    """The library folder asked for, or the per-user default."""
     return Path(folder) if folder is not None else default_library_dir()
 
 
@@ -322,7 +324,8 @@ def _keep_model(folder: Path, catalogue: Catalogue, encoder: Encoder) -> None:
     catalogue.set_meta(model_file=MODEL_FILE, model_ref=ref)
 
 
-def _take_lock(folder: Path) -> WriterLock:
+def take_lock(folder: Path) -> WriterLock:
+    """The writer lock of the library in ``folder`` (created if missing)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -17,15 +17,15 @@ from imgret.errors import LibraryError
 from imgret.runtime import vectors
 from imgret.runtime.catalogue import RECOVERY, Catalogue, damaged
 from imgret.runtime.encoder import file_sha256
-from imgret.runtime.library import CATALOGUE_FILE, _folder, _open_catalogue, _take_lock
+from imgret.runtime.library import CATALOGUE_FILE, library_folder, open_catalogue, take_lock
 from imgret.runtime.vector_file import VectorFile
 
 
 def check_library(folder: str | os.PathLike | None = None) -> dict[str, object]:
     """Check everything in a library; returns what was checked, raises :class:`LibraryError` naming
     every problem found (and what to do) in one message."""
-    folder = _folder(folder)
-    catalogue = _open_catalogue(folder)
+    folder = library_folder(folder)
+    catalogue = open_catalogue(folder)
     try:
         result = catalogue.integrity_check()
         if result != "ok":
@@ -80,10 +80,10 @@ def relocate_library(folder: str | os.PathLike | None, old: str | os.PathLike, n
     """Re-point the library from pictures under folder ``old`` to the same pictures under ``new``
     (after moving or copying them); returns how many recorded folders or files moved. Nothing is
     read from the pictures: the next ``index`` finds them unchanged."""
-    folder = _folder(folder)
+    folder = library_folder(folder)
     if not (folder / CATALOGUE_FILE).is_file():
-        _open_catalogue(folder)  # raises the usual "no library" error
-    lock = _take_lock(folder)
+        open_catalogue(folder)  # raises the usual "no library" error
+    lock = take_lock(folder)
     try:
         catalogue = Catalogue(str(folder / CATALOGUE_FILE))
         try:

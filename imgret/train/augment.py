@@ -155,32 +155,38 @@ def _plain_colours(n: int, gen: torch.Generator) -> torch.Tensor:
 def border(x: torch.Tensor, gen: torch.Generator, p: float) -> torch.Tensor:
     """With probability ``p`` per picture: letterboxed (bars above and below) or pillarboxed (bars
     left and right), the picture squeezed to 55-85% of that side."""
-    n = x.shape[0]
-    rows = _chosen(n, p, gen).nonzero().flatten()
-    if not len(rows):
-        return x
-    k = len(rows)
-    squeeze = _uniform(k, 0.55, 0.85, gen)
-    across = torch.rand(k, generator=gen) < 0.5
-    scale = torch.ones(k, 2)
-    scale[:, 0] = torch.where(across, squeeze, 1.0)
-    scale[:, 1] = torch.where(across, 1.0, squeeze)
-    out = x.clone()
-    out[rows.to(x.device)] = _place(x[rows.to(x.device)], scale, torch.zeros(k, 2), _plain_colours(k, gen))
-    return out
+
+    def geometry(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        squeeze = _uniform(k, 0.55, 0.85, gen)
+        across = torch.rand(k, generator=gen) < 0.5
+        scale = torch.ones(k, 2)
+        scale[:, 0] = torch.where(across, squeeze, 1.0)
+        scale[:, 1] = torch.where(across, 1.0, squeeze)
+        return scale, torch.zeros(k, 2)
+
+    return _shrink_onto_plain(x, gen, p, geometry)
 
 
 def canvas(x: torch.Tensor, gen: torch.Generator, p: float) -> torch.Tensor:
     """With probability ``p`` per picture: shrunk to 40-80% of the side somewhere on a larger plain
     canvas (a screenshot of it)."""
-    n = x.shape[0]
-    rows = _chosen(n, p, gen).nonzero().flatten()
+
+    def geometry(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        s = _uniform(k, 0.4, 0.8, gen)
+        scale = torch.stack([s * _uniform(k, 0.9, 1.1, gen), s], dim=1).clamp(max=1.0)
+        return scale, (torch.rand(k, 2, generator=gen) * 2 - 1) * (1 - scale)
+
+    return _shrink_onto_plain(x, gen, p, geometry)
+
+
+def _shrink_onto_plain(x: torch.Tensor, gen: torch.Generator, p: float, geometry) -> torch.Tensor:
+    """The chosen pictures (probability ``p`` each) placed, at the scale and shift ``geometry(k)``
+    gives, on a plain background of a random colour."""
+    rows = _chosen(x.shape[0], p, gen).nonzero().flatten()
     if not len(rows):
         return x
     k = len(rows)
-    s = _uniform(k, 0.4, 0.8, gen)
-    scale = torch.stack([s * _uniform(k, 0.9, 1.1, gen), s], dim=1).clamp(max=1.0)
-    shift = (torch.rand(k, 2, generator=gen) * 2 - 1) * (1 - scale)
+    scale, shift = geometry(k)
     out = x.clone()
     out[rows.to(x.device)] = _place(x[rows.to(x.device)], scale, shift, _plain_colours(k, gen))
     return out

@@ -2,19 +2,33 @@
 
 Results go to stdout, progress and messages to stderr. Heavy modules (onnxruntime, usearch, torch)
 are imported inside commands, so ``imgret --help`` is instant and only ``train``/``export`` need torch.
+Each command's module is imported only when that command runs (or help lists it): a cold
+``imgret query`` does not pay for the options of ``train``, ``dups`` or ``check``.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
-# torch-free at import: torch is imported inside commands
-from imgret.cli import dups_cmd, eval_cmd, maintenance_cmds, train_cmds
 from imgret.cli.errors import run_cli
-from imgret.cli.library_cmds import index_command, info_command, models_command, query_command
 from imgret.version import version
+
+# Command name -> "module:attribute", in the order help lists them (everyday ones first).
+COMMANDS = {
+    "dups": "imgret.cli.dups_cmd:dups_command",
+    "index": "imgret.cli.library_cmds:index_command",
+    "query": "imgret.cli.library_cmds:query_command",
+    "info": "imgret.cli.library_cmds:info_command",
+    "models": "imgret.cli.library_cmds:models_command",
+    "eval": "imgret.cli.eval_cmd:eval_command",
+    "train": "imgret.cli.train_cmds:train_command",
+    "export": "imgret.cli.train_cmds:export_command",
+    "check": "imgret.cli.maintenance_cmds:check_command",
+    "relocate": "imgret.cli.maintenance_cmds:relocate_command",
+}
 
 
 def _print_version(ctx: click.Context) -> None:
@@ -24,14 +38,25 @@ def _print_version(ctx: click.Context) -> None:
         ctx.exit()
 
 
-class _InOrder(click.Group):
-    """Lists commands in the order they were added (everyday ones first), not alphabetically."""
+class _LazyGroup(click.Group):
+    """Imports a command's module when the command is looked up; lists commands in :data:`COMMANDS`
+    order (everyday ones first), not alphabetically."""
 
     def list_commands(self, ctx):
-        return list(self.commands)
+        return list(COMMANDS)
+
+    def get_command(self, ctx, cmd_name):
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        module, attribute = where.split(":")
+        command = getattr(importlib.import_module(module), attribute)
+        if command.name != cmd_name:  # the table and the command's own name must agree
+            raise RuntimeError(f"{where} is named {command.name!r}, listed as {cmd_name!r}")
+        return command
 
 
-@click.group(cls=_InOrder, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, help="Show the version and exit.",
               callback=lambda ctx, _param, value: _print_version(ctx) if value else None)
 def cli():
@@ -43,14 +68,6 @@ def cli():
       imgret dups                      # groups of copies, largest first
       imgret query photo.jpg -N 5      # the five most similar pictures
     """
-
-
-for _command in (
-    dups_cmd.dups_command, index_command, query_command, info_command, models_command,
-    eval_cmd.eval_command, train_cmds.train_command, train_cmds.export_command,
-    maintenance_cmds.check_command, maintenance_cmds.relocate_command,
-):
-    cli.add_command(_command)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ converter, 16-bit and float greys rescaled to 8 bits); finally the whole picture
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import stat
@@ -52,16 +53,44 @@ def _optional_suffixes() -> tuple[frozenset[str], frozenset[str]]:
             formats |= {"AVIF"}
     except Exception:
         pass
-    if "AVIF" in Image.registered_extensions().values():  # pragma: no cover - Pillow build dependent
-        suffixes |= {".avif"}
-        formats |= {"AVIF"}
+    try:  # Pillow's own AVIF plugin registers the suffix only when its codec library is there
+        from PIL import AvifImagePlugin
+
+        if getattr(AvifImagePlugin, "SUPPORTED", False):  # pragma: no cover - Pillow build dependent
+            suffixes |= {".avif"}
+            formats |= {"AVIF"}
+    except ImportError:  # pragma: no cover - Pillow older than 11.2
+        pass
     return frozenset(suffixes), frozenset(formats)
 
 
 _EXTRA_SUFFIXES, _EXTRA_FORMATS = _optional_suffixes()
 IMAGE_SUFFIXES = BASE_SUFFIXES | _EXTRA_SUFFIXES
-Image.init()  # load Pillow's plugins so the allowlist can be checked against what is registered
-DECODABLE_FORMATS = tuple(sorted((ALLOWED_FORMATS | _EXTRA_FORMATS) & set(Image.OPEN)))
+# The Pillow plugin of each allowed format. Only these are imported, when the first picture is
+# opened: Image.init() would import all ~45 plugins (PDF, EPS, DDS, ...), a tenth of a cold query.
+_PLUGINS = {"JPEG": "JpegImagePlugin", "PNG": "PngImagePlugin", "WEBP": "WebPImagePlugin",
+            "GIF": "GifImagePlugin", "BMP": "BmpImagePlugin", "TIFF": "TiffImagePlugin", "MPO": "MpoImagePlugin"}
+_decodable: tuple[str, ...] | None = None
+
+
+def decodable_formats() -> tuple[str, ...]:
+    """The formats Pillow may decode: the allowlist (and optional HEIF/AVIF) as far as this Pillow
+    build registers them; imports their plugins on first call."""
+    global _decodable  # noqa: PLW0603 - computed once per process, on first use
+    if _decodable is None:
+        for name in _PLUGINS.values():
+            try:
+                importlib.import_module(f"PIL.{name}")
+            except ImportError:  # pragma: no cover - a Pillow build without this codec
+                pass
+        _decodable = tuple(sorted((ALLOWED_FORMATS | _EXTRA_FORMATS) & set(Image.OPEN)))
+    return _decodable
+
+
+def __getattr__(name: str):
+    if name == "DECODABLE_FORMATS":  # the constant this module had: computed when first asked for
+        return decodable_formats()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def has_image_suffix(path: str | os.PathLike | bytes) -> bool:
@@ -189,14 +218,14 @@ def _open(data: bytes) -> Image.Image:
     """``Image.open`` limited to the allowlist; a PNG whose metadata Pillow refuses (a multi-megabyte
     ICC profile, oversized text) is opened again without its metadata chunks, as only pixels are used."""
     try:
-        return Image.open(io.BytesIO(data), formats=DECODABLE_FORMATS)
+        return Image.open(io.BytesIO(data), formats=decodable_formats())
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise
     except Exception:
         stripped = _strip_png_metadata(data) if data.startswith(PNG_SIGNATURE) else None
         if stripped is None:
             raise
-    return Image.open(io.BytesIO(stripped), formats=DECODABLE_FORMATS)
+    return Image.open(io.BytesIO(stripped), formats=decodable_formats())
 
 
 def _strip_png_metadata(data: bytes) -> bytes | None:

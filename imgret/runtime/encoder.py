@@ -19,6 +19,7 @@ import numpy as np
 from imgret.errors import ModelError
 from imgret.runtime import imageio
 from imgret.runtime.modelinfo import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from imgret.runtime.onnxmeta import NotOnnx, metadata_props
 from imgret.runtime.session import new_session
 
 MAX_MODEL_BYTES = 512 * 1024 * 1024
@@ -39,7 +40,12 @@ class Encoder:
     input, in order. ``threads`` bounds onnxruntime's intra-op threads (default: onnxruntime's choice).
     """
 
-    def __init__(self, path: str | os.PathLike, *, threads: int | None = None, name: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, *, threads: int | None = None, name: str | None = None,
+                 checked_fingerprint: str | None = None) -> None:
+        """Load and check the model at ``path``. ``checked_fingerprint``: the fingerprint of a file
+        that passed every check before (a library's record); when this file has it, only its
+        metadata is read now, and onnxruntime opens it (signature checked, no probe) when a picture
+        must first be embedded."""
         path = Path(path)
         if path.suffix.lower() != ".onnx":
             raise ModelError(f"{path}: only .onnx model files are loaded")
@@ -50,14 +56,32 @@ class Encoder:
         self.path = path
         self.name = name or path.stem
         self.fingerprint = file_sha256(path)
-        try:
-            self.session = new_session(path, threads=threads)
-        except Exception as exc:
-            raise ModelError(f"{path}: onnxruntime cannot load this model ({_first_line(exc)})") from exc
-        props = self.session.get_modelmeta().custom_metadata_map
-        self.info = ModelInfo.from_metadata(props)
+        self._threads, self._session = threads, None
+        if checked_fingerprint is not None and checked_fingerprint == self.fingerprint:
+            self.info = ModelInfo.from_metadata(_metadata_of(path))
+            return
+        self._session = self._open_session()
+        self.info = ModelInfo.from_metadata(self._session.get_modelmeta().custom_metadata_map)
         self._check_signature()
         self._probe()
+
+    @property
+    def session(self):
+        """The onnxruntime session; a checked file's is opened on first use, after making sure the
+        file still has its fingerprint, and its inputs and outputs are checked (the probe is not run
+        again: this very file passed it)."""
+        if self._session is None:
+            if file_sha256(self.path) != self.fingerprint:
+                raise ModelError(f"{self.path}: the model file changed after it was opened")
+            self._session = self._open_session()
+            self._check_signature()
+        return self._session
+
+    def _open_session(self):
+        try:
+            return new_session(self.path, threads=self._threads)
+        except Exception as exc:
+            raise ModelError(f"{self.path}: onnxruntime cannot load this model ({_first_line(exc)})") from exc
 
     @classmethod
     def default(cls, **kwargs) -> Encoder:
@@ -149,6 +173,14 @@ class Encoder:
         if not rows:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.concatenate(rows)
+
+
+def _metadata_of(path: Path) -> dict[str, str]:
+    """A checked model file's metadata, read from its bytes (no onnxruntime session)."""
+    try:
+        return metadata_props(path.read_bytes())
+    except (OSError, NotOnnx) as exc:
+        raise ModelError(f"{path}: cannot read the model's metadata ({exc})") from exc
 
 
 def _first_line(exc: BaseException) -> str:

@@ -75,7 +75,7 @@ class Library:
             _check_format(recorded)
             if "model_fingerprint" not in recorded:
                 raise LibraryError(f"library {folder} has no model recorded; run `imgret index` first")
-            encoder = encoder or _own_encoder(folder, recorded, threads)
+            encoder = encoder or _own_encoder(folder, recorded, threads, checked=True)
             _check_same_model(folder, recorded, encoder)
         except sqlite3.DatabaseError as exc:
             catalogue.close()
@@ -276,15 +276,18 @@ def library_folder(folder: PathLike | None) -> Path:
     return Path(folder) if folder is not None else default_library_dir()
 
 
-def _encoder(model: PathLike | None, threads: int | None) -> Encoder:
+def _encoder(model: PathLike | None, threads: int | None, checked_fingerprint: str | None = None) -> Encoder:
     from imgret import models
 
     ref, path = models.resolve(model)
-    return Encoder(path, threads=threads, name=ref)
+    return Encoder(path, threads=threads, name=ref, checked_fingerprint=checked_fingerprint)
 
 
-def _own_encoder(folder: Path, recorded: dict[str, str], threads: int | None) -> Encoder:
-    """The library's own model: its copy in the folder, else the bundled model it names."""
+def _own_encoder(folder: Path, recorded: dict[str, str], threads: int | None, *, checked: bool = False) -> Encoder:
+    """The library's own model: its copy in the folder, else the bundled model it names. ``checked``
+    (a reader): a file with the recorded fingerprint passed every check when it was recorded, so
+    onnxruntime opens it only if a picture must be embedded (see :class:`Encoder`)."""
+    fingerprint = recorded.get("model_fingerprint") if checked else None
     copy = recorded.get("model_file")
     if copy:
         path = folder / copy
@@ -297,9 +300,9 @@ def _own_encoder(folder: Path, recorded: dict[str, str], threads: int | None) ->
             raise LibraryError(f"library {folder}: its copy of its model ({copy}) does not match the "
                                "fingerprint recorded (damaged?); index again with `--model FILE.onnx` "
                                "(the same model) to restore it")
-        return Encoder(path, threads=threads, name=recorded.get("model_ref"))
+        return Encoder(path, threads=threads, name=recorded.get("model_ref"), checked_fingerprint=fingerprint)
     try:
-        return _encoder(recorded.get("model_ref") or None, threads)
+        return _encoder(recorded.get("model_ref") or None, threads, fingerprint)
     except ModelError as exc:  # a format-1 library that named a model file which has since moved
         raise ModelError(f"{exc}; this library names its model by path: pass --model with the same model "
                          "to an `imgret index` run, which keeps a copy in the library") from exc

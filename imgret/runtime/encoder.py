@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from imgret.errors import ModelError
-from imgret.runtime import imageio
 from imgret.runtime.modelinfo import INPUT_NAME, OUTPUT_NAME, ModelInfo
 from imgret.runtime.onnxmeta import NotOnnx, metadata_props
 from imgret.runtime.session import new_session
@@ -161,6 +160,8 @@ class Encoder:
         Each input goes through :func:`imgret.runtime.imageio.preprocess`; an unreadable file raises
         :class:`imgret.errors.ImageError`.
         """
+        from imgret.runtime import imageio  # Pillow's decoders load only when a picture is embedded
+
         rows = []
         pending: list[np.ndarray] = []
         for item in images:

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from imgret.runtime import imageio
-
 
 @dataclass(frozen=True)
 class FileFacts:
@@ -32,6 +30,8 @@ def pixel_count(path: str | os.PathLike | bytes) -> int | None:
     Pipes and devices are never read (the file is opened non-blocking and must be a regular file), and
     only the formats imgret decodes are tried. EXIF rotation does not change the count, so it is ignored.
     """
+    from imgret.runtime import imageio  # loads Pillow's plugins: only `imgret dups` needs them
+
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError:
@@ -47,7 +47,7 @@ def pixel_count(path: str | os.PathLike | bytes) -> int | None:
         with os.fdopen(fd, "rb") as fh, warnings.catch_warnings():
             # a decompression-bomb warning is no reason to fail: the header's size is all we want
             warnings.simplefilter("ignore")
-            with Image.open(fh, formats=imageio.DECODABLE_FORMATS) as img:
+            with Image.open(fh, formats=imageio.decodable_formats()) as img:
                 width, height = img.size
     except Exception:  # Pillow raises many types for broken headers; a broken file has no pixels
         return None

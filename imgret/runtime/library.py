@@ -25,6 +25,7 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,12 +33,14 @@ from imgret.errors import LibraryError, ModelError, ModelMismatchError
 from imgret.runtime import atomic, copies, search
 from imgret.runtime.catalogue import CATALOGUE_FORMAT, Catalogue, damaged
 from imgret.runtime.encoder import Encoder
-from imgret.runtime.indexer import Indexer, fault_point
 from imgret.runtime.location import default_library_dir
 from imgret.runtime.lock import WriterLock
 from imgret.runtime.modelinfo import RESIZE_RULE
 from imgret.runtime.results import Hit, IndexReport, QueryResult
 from imgret.runtime.vector_file import VectorFile
+
+if TYPE_CHECKING:
+    from imgret.runtime.indexer import Indexer
 
 CATALOGUE_FILE = "catalogue.sqlite"
 MODEL_FILE = "model.onnx"
@@ -99,6 +102,8 @@ class Library:
         encoder = _encoder(model, threads) if model is not None or not cat_path.is_file() else None
         lock = take_lock(folder)
         try:
+            from imgret.runtime.indexer import fault_point  # the write path only: a reader never loads it
+
             catalogue = Catalogue(str(cat_path), fault=fault_point)
         except BaseException:
             lock.release()
@@ -134,6 +139,8 @@ class Library:
             raise LibraryError("library was opened read-only; use Library.open_writable")
 
     def _indexer(self) -> Indexer:
+        from imgret.runtime.indexer import Indexer
+
         self._require_writable()
         return Indexer(self.catalogue, self.encoder, self.vector_file, exclude=(str(self.folder),))
 

@@ -14,13 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from imgret.errors import ImageError
-from imgret.runtime import imageio, vectors
-from imgret.runtime.batching import EmbedBatcher, prepared_stream
+from imgret.runtime import vectors
 from imgret.runtime.catalogue import Catalogue
 from imgret.runtime.dups import distance
 from imgret.runtime.encoder import Encoder
 from imgret.runtime.results import Hit, QueryResult
-from imgret.runtime.scan import Found, scan
 from imgret.runtime.vector_file import VectorFile
 
 
@@ -31,6 +29,8 @@ def query_pictures(arguments: Iterable[str | os.PathLike]) -> list[str]:
     for item in arguments:
         item = os.fspath(item)
         if os.path.isdir(item):
+            from imgret.runtime.scan import Found, scan  # only for a folder: it loads Pillow's plugins
+
             out.extend(f.path for f in scan(item) if isinstance(f, Found))
         else:
             out.append(item)
@@ -147,6 +147,8 @@ def query_vector(catalogue: Catalogue, encoder: Encoder, source) -> tuple[str, n
         vec = catalogue.vector(row.key) if unchanged else None
         if vec is not None:
             return os.fspath(source), vec, row.key
+    from imgret.runtime import imageio  # a picture outside the library: the only one decoded
+
     pixels = imageio.load(path, encoder.size)  # an ImageError here is reported beside the picture's name
     return os.fspath(source), encoder.embed_arrays(pixels[None])[0], row.key if row else None
 
@@ -158,6 +160,8 @@ def vectors_for(
 
     Returns ``(vectors [N, D], ok [N] bool)``; unreadable files get a zero row and ``ok`` False.
     """
+    from imgret.runtime.batching import EmbedBatcher, prepared_stream
+
     out = np.zeros((len(paths), encoder.dim), dtype=np.float32)
     ok = np.zeros(len(paths), dtype=bool)
     missing: dict[str, list[int]] = {}

@@ -252,6 +252,18 @@ def compiled_bytecode() -> None:
     compileall.compile_dir(os.path.dirname(imgret.__file__), quiet=1)
 
 
+def timed(argv: list) -> tuple[float, float, int]:
+    """Run ``argv`` as a new process: (wall seconds, CPU seconds (user + system), peak RSS bytes).
+    CPU time barely moves with the machine's load, wall time does."""
+    t = time.perf_counter()
+    proc = subprocess.Popen([str(a) for a in argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = proc.stderr.read().decode()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{argv} failed: {err}")
+    return time.perf_counter() - t, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+
+
 def cold_query(size: str, pics: Path, lib: Path, runs: int = 7) -> None:
     """A whole ``imgret query`` as a new process, alternated run by run with the bare import of its
     dependencies (so both see the same machine load): medians, their ratio, and the median of the
@@ -263,29 +275,31 @@ def cold_query(size: str, pics: Path, lib: Path, runs: int = 7) -> None:
     query, elsewhere = first_picture(pics), Path(tempfile.mkdtemp(prefix="imgret-scale-"))
     write_pictures(elsewhere, 1, start=10_000_000)  # a picture the library does not hold
     bare, warm, new = [], [], []
+    query_argv = [PY, "-m", "imgret", "query", "--library", lib, "-N", "10"]
     try:
         for _ in range(runs):
-            bare.append(python(DEPS))
-            warm.append(imgret("query", query, "--library", lib, "-N", "10"))
-            new.append(imgret("query", first_picture(elsewhere), "--library", lib, "-N", "10"))
+            bare.append(timed([PY, "-c", DEPS]))
+            warm.append(timed([*query_argv, query]))
+            new.append(timed([*query_argv, first_picture(elsewhere)]))
     finally:
         shutil.rmtree(elsewhere)
 
-    def mid(values):
-        return sorted(values)[len(values) // 2]
+    def mid(rows, i):  # the median of field i (0 wall, 1 CPU, 2 RSS) over runs
+        return sorted(r[i] for r in rows)[len(rows) // 2]
 
     def cold():
         evict(lib)
-        return imgret("query", query, "--library", lib, "-N", "10")
+        return timed([*query_argv, query])
 
     dropped = median(cold, 3)
     emit({"what": "cold query (new process)", "size": size, "runs": runs,
-          "query_s": round(mid([w[0] for w in warm]), 3), "bare_import_s": round(mid([b[0] for b in bare]), 3),
-          "ratio": round(mid([w[0] for w in warm]) / mid([b[0] for b in bare]), 2),
-          "ratio_pairs": round(mid([w[0] / b[0] for w, b in zip(warm, bare)]), 2),
-          "outside_picture_s": round(mid([n[0] for n in new]), 3),
-          "rss_mb": mid([w[1] for w in warm]) >> 20, "bare_rss_mb": mid([b[1] for b in bare]) >> 20,
-          "library_evicted_s": round(dropped[0], 3)})
+          "query_s": round(mid(warm, 0), 3), "bare_import_s": round(mid(bare, 0), 3),
+          "ratio": round(mid(warm, 0) / mid(bare, 0), 2),
+          "ratio_pairs": round(sorted(w[0] / b[0] for w, b in zip(warm, bare))[runs // 2], 2),
+          "query_cpu_s": round(mid(warm, 1), 3), "bare_import_cpu_s": round(mid(bare, 1), 3),
+          "ratio_cpu": round(mid(warm, 1) / mid(bare, 1), 2),
+          "outside_picture_s": round(mid(new, 0), 3), "outside_picture_cpu_s": round(mid(new, 1), 3),
+          "rss_mb": mid(warm, 2) >> 20, "bare_rss_mb": mid(bare, 2) >> 20, "library_evicted_s": round(dropped[0], 3)})
 
 
 def disk(size: str, lib: Path, pictures: int) -> None:

@@ -49,7 +49,9 @@ class IndexDamaged(Exception):
 def usearch_index_class():
     """usearch's ``Index``, loaded after onnxruntime: with usearch 2.26 and onnxruntime 1.32, loading
     usearch's native library first makes the later onnxruntime import crash the process (SIGSEGV)."""
-    import onnxruntime  # noqa: F401 - import order only
+    from imgret.runtime.session import quiet_onnxruntime
+
+    quiet_onnxruntime()  # first, and quietly: a query of library pictures may open no model at all
     from usearch.index import Index
 
     return Index

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from imgret.runtime.progress import ProgressCallback
-from imgret.runtime.vectors import USEARCH_METRIC
+from imgret.runtime.vectors import USEARCH_METRIC, usearch_index_class
 
 DEFAULT_NEIGHBOURS = 16
 SEARCH_BATCH = 8192
@@ -78,6 +78,7 @@ def near_pairs(  # noqa: PLR0913 - find_duplicates' options, passed on
 def _searcher(vecs: np.ndarray, metric: str, threads: int):
     """``search(queries, count) -> (keys, distances, counts)``: a brute-force scan below the exact
     limit (no graph to build), an HNSW index above it."""
+    usearch_index_class()  # onnxruntime first, quietly (a reader may have opened no model): see there
     from usearch.index import Index, search
 
     kind = USEARCH_METRIC[metric]

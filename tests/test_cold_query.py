@@ -14,7 +14,7 @@ from fakes import write_scenes
 from imgret.errors import ModelError
 from imgret.runtime.encoder import Encoder
 from imgret.runtime.library import Library
-from imgret.runtime.onnxmeta import NotOnnx, metadata_props
+from imgret.runtime.onnxmeta import NotOnnx, file_metadata_props, metadata_props
 from imgret.runtime.session import new_session
 
 COLD_QUERY = """
@@ -102,11 +102,16 @@ def test_metadata_read_from_the_bytes_is_what_onnxruntime_reads(fake_model):
     for path in [fake_model, *(m.path for m in models.bundled())]:
         expected = new_session(path).get_modelmeta().custom_metadata_map
         assert metadata_props(path.read_bytes()) == expected
+        assert file_metadata_props(path) == expected
 
 
-def test_bytes_that_are_not_a_model_are_refused(fake_model):
+def test_bytes_that_are_not_a_model_are_refused(tmp_path, fake_model):
     data = fake_model.read_bytes()
-    with pytest.raises(NotOnnx):
-        metadata_props(data[: len(data) // 2])  # cut inside the graph
-    with pytest.raises(NotOnnx):
-        metadata_props(b"\x0f\xff\xff")  # wire type 7
+    cut, odd = tmp_path / "cut.onnx", tmp_path / "odd.onnx"
+    cut.write_bytes(data[: len(data) // 2])  # cut inside the graph
+    odd.write_bytes(b"\x0f\xff\xff")  # wire type 7
+    for bad in (cut, odd):
+        with pytest.raises(NotOnnx):
+            metadata_props(bad.read_bytes())
+        with pytest.raises(NotOnnx):
+            file_metadata_props(bad)

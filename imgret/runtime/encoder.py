@@ -18,7 +18,7 @@ import numpy as np
 
 from imgret.errors import ModelError
 from imgret.runtime.modelinfo import INPUT_NAME, OUTPUT_NAME, ModelInfo
-from imgret.runtime.onnxmeta import NotOnnx, metadata_props
+from imgret.runtime.onnxmeta import NotOnnx, file_metadata_props
 from imgret.runtime.session import new_session
 
 MAX_MODEL_BYTES = 512 * 1024 * 1024
@@ -179,7 +179,7 @@ class Encoder:
 def _metadata_of(path: Path) -> dict[str, str]:
     """A checked model file's metadata, read from its bytes (no onnxruntime session)."""
     try:
-        return metadata_props(path.read_bytes())
+        return file_metadata_props(path)
     except (OSError, NotOnnx) as exc:
         raise ModelError(f"{path}: cannot read the model's metadata ({exc})") from exc
 

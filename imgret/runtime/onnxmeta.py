@@ -9,6 +9,8 @@ a picture must be embedded. ``metadata_props`` is field 14 of the ``ModelProto``
 
 from __future__ import annotations
 
+import os
+
 METADATA_PROPS = 14
 _VARINT, _FIXED64, _LENGTH, _FIXED32 = 0, 1, 2, 5
 
@@ -26,6 +28,46 @@ def metadata_props(data: bytes) -> dict[str, str]:
             entry = dict(_fields(value))
             props[_text(entry.get(1, b""))] = _text(entry.get(2, b""))
     return props
+
+
+def file_metadata_props(path: str | os.PathLike) -> dict[str, str]:
+    """:func:`metadata_props` of a model file, reading only its metadata entries: every other
+    top-level field (the graph and its weights) is skipped with a seek, so a large model is not read."""
+    props: dict[str, str] = {}
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        while fh.tell() < size:
+            tag = _file_varint(fh)
+            field, wire = tag >> 3, tag & 7
+            if wire == _VARINT:
+                _file_varint(fh)
+                continue
+            if wire in (_FIXED64, _FIXED32):
+                fh.seek(8 if wire == _FIXED64 else 4, os.SEEK_CUR)
+                continue
+            if wire != _LENGTH or field == 0:
+                raise NotOnnx(f"unsupported protobuf wire type {wire}")
+            length = _file_varint(fh)
+            if fh.tell() + length > size:
+                raise NotOnnx("a field runs past the end of the file")
+            if field != METADATA_PROPS:
+                fh.seek(length, os.SEEK_CUR)
+                continue
+            entry = dict(_fields(memoryview(fh.read(length))))
+            props[_text(entry.get(1, b""))] = _text(entry.get(2, b""))
+    return props
+
+
+def _file_varint(fh) -> int:
+    value = shift = 0
+    while True:
+        byte = fh.read(1)
+        if not byte or shift > 63:
+            raise NotOnnx("truncated or overlong varint")
+        value |= (byte[0] & 0x7F) << shift
+        if byte[0] < 0x80:
+            return value
+        shift += 7
 
 
 def _fields(buf: memoryview):

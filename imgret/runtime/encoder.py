@@ -4,7 +4,9 @@ The model describes itself (:mod:`imgret.runtime.modelinfo`), so the runtime kno
 metric and embedding size without configuration. Before an encoder is used it is checked: the file
 must be ``.onnx``, load without custom operators, have the declared input and output shapes, and give
 finite, non-zero vectors on a probe image. A model failing any check is refused before a library is
-touched.
+touched. A reader opening its library's own model (the file still has the fingerprint recorded when
+it passed those checks) reads only its metadata (:mod:`imgret.runtime.onnxmeta`); onnxruntime opens
+it when a picture must first be embedded, so a query of library pictures starts no session.
 """
 
 from __future__ import annotations

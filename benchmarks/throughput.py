@@ -113,10 +113,12 @@ def tree_rss(root_pid: int) -> int:
     return total
 
 
-def peak_memory(count: int, workers: int) -> dict:
-    """Run ``imgret index`` over ``count`` tiny JPEGs; peak summed RSS of its process tree."""
-    paths = pictures.pictures("tiny", count)
-    folder = linked_folder(paths)
+def peak_memory(count: int, workers: int, folder: str | None = None) -> dict:
+    """Run ``imgret index`` over ``count`` tiny JPEGs (or every picture of an existing ``folder``, which
+    is left as it is) into a new library; peak summed RSS of its process tree."""
+    own_folder = folder is None
+    if own_folder:
+        folder = linked_folder(pictures.pictures("tiny", count))
     lib_dir = tempfile.mkdtemp(prefix="imgret-tp-lib-")
     cmd = [sys.executable, "-m", "imgret", "index", folder, "--library", lib_dir, "--workers", str(workers),
            "--no-progress"]
@@ -140,7 +142,8 @@ def peak_memory(count: int, workers: int) -> dict:
         if run.returncode != 0:
             raise SystemExit(f"imgret index failed: {err}")
     finally:
-        shutil.rmtree(folder)
+        if own_folder:
+            shutil.rmtree(folder)
         shutil.rmtree(lib_dir)
     return {"pictures": count, "peak_mb": peak / 1e6, "seconds": took, "summary": err.strip().splitlines()[0]}
 
@@ -156,6 +159,8 @@ def main() -> None:
     parser.add_argument("--count-small", type=int, default=600)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--memory-sizes", default="10000", help="comma-separated picture counts; empty: skip")
+    parser.add_argument("--memory-folder", default=None,
+                        help="also index this existing folder of pictures for the memory table")
     parser.add_argument("--only", default="", help="comma-separated kinds to run (jpeg12mp,png4k,small,memory)")
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
@@ -175,6 +180,9 @@ def main() -> None:
         for n in sizes:
             m = peak_memory(n, args.workers)
             print(f"| {n:,} | {m['peak_mb']:.0f} MB | {m['seconds']:.1f} s |", flush=True)
+        if args.memory_folder:
+            m = peak_memory(0, args.workers, args.memory_folder)
+            print(f"| {args.memory_folder} | {m['peak_mb']:.0f} MB | {m['seconds']:.1f} s |", flush=True)
 
 
 if __name__ == "__main__":

@@ -174,7 +174,7 @@ def main() -> None:
             print(f"| {kind} | {count} | {r['decode_fps']:.1f} | {r['index_fps']:.1f} | **{r['ratio']:.2f}x** |",
                   flush=True)
     sizes = [int(s) for s in args.memory_sizes.split(",") if s.strip()]
-    if sizes and (not only or "memory" in only):
+    if (sizes or args.memory_folder) and (not only or "memory" in only):
         print("\n| library size | peak RSS, whole process tree | index time |")
         print("|---:|---:|---:|")
         for n in sizes:

@@ -33,6 +33,7 @@ from imgret.runtime import atomic, copies, search
 from imgret.runtime.catalogue import CATALOGUE_FORMAT, Catalogue, damaged
 from imgret.runtime.encoder import Encoder
 from imgret.runtime.indexer import Indexer, fault_point
+from imgret.runtime.lazy_encoder import LazyEncoder, can_defer
 from imgret.runtime.location import default_library_dir
 from imgret.runtime.lock import WriterLock
 from imgret.runtime.modelinfo import RESIZE_RULE
@@ -96,7 +97,9 @@ class Library:
         """
         folder = library_folder(folder)
         cat_path = folder / CATALOGUE_FILE
-        encoder = _encoder(model, threads) if model is not None or not cat_path.is_file() else None
+        new = not cat_path.is_file()
+        encoder = _encoder(model, threads) if new else None  # a bad model fails before anything
+        given = _model_file(model) if model is not None and not new else None  # a missing one too
         lock = take_lock(folder)
         try:
             catalogue = Catalogue(str(cat_path), fault=fault_point)
@@ -106,7 +109,7 @@ class Library:
         try:
             recorded = catalogue.meta()
             _check_format(recorded)
-            encoder = encoder or _own_encoder(folder, recorded, threads)
+            encoder = encoder or _writer_encoder(folder, recorded, given, threads, rebuild=rebuild)
             if "model_fingerprint" in recorded and not rebuild:
                 _check_same_model(folder, recorded, encoder)
             else:
@@ -283,23 +286,73 @@ def _encoder(model: PathLike | None, threads: int | None) -> Encoder:
     return Encoder(path, threads=threads, name=ref)
 
 
+def _model_file(model: PathLike) -> tuple[str, Path]:
+    """``(name, file)`` of a ``--model`` value, without loading it."""
+    from imgret import models
+
+    ref, path = models.resolve(model)
+    return ref, Path(path)
+
+
+def _writer_encoder(folder: Path, recorded: dict[str, str], given: tuple[str, Path] | None,
+                    threads: int | None, *, rebuild: bool) -> Encoder | LazyEncoder:
+    """A writer's model: ``given`` (``--model``) or the library's own. The model the library recorded
+    (same fingerprint) is not loaded until a picture needs it (:mod:`imgret.runtime.lazy_encoder`);
+    any other is loaded and checked in full now, to be recorded (``rebuild``) or refused."""
+    from imgret.runtime.encoder import file_sha256
+
+    if rebuild or not can_defer(recorded):
+        return Encoder(given[1], threads=threads, name=given[0]) if given else _own_encoder(folder, recorded, threads)
+    if given is not None:
+        ref, path = given
+        same = file_sha256(path) == recorded["model_fingerprint"]
+    elif (copy := _own_copy(folder, recorded)) is not None:
+        ref, path, same = recorded.get("model_ref"), copy, True  # _own_copy compared its fingerprint
+    else:
+        ref, path = _named_model(recorded)
+        same = file_sha256(path) == recorded["model_fingerprint"]
+    if same:
+        return LazyEncoder(path, name=ref, recorded=recorded, threads=threads)
+    return Encoder(path, threads=threads, name=ref)  # checked in full, then refused as a mismatch
+
+
+def _own_copy(folder: Path, recorded: dict[str, str]) -> Path | None:
+    """The library's copy of its custom model, checked against the fingerprint recorded (before
+    onnxruntime sees it); ``None`` when the library names a bundled model instead."""
+    copy = recorded.get("model_file")
+    if not copy:
+        return None
+    path = folder / copy
+    if not path.is_file():
+        raise LibraryError(f"library {folder} has lost its copy of its model ({copy}); "
+                           "index again with `--model FILE.onnx` (the same model) to restore it")
+    from imgret.runtime.encoder import file_sha256
+
+    if file_sha256(path) != recorded.get("model_fingerprint"):
+        raise LibraryError(f"library {folder}: its copy of its model ({copy}) does not match the "
+                           "fingerprint recorded (damaged?); index again with `--model FILE.onnx` "
+                           "(the same model) to restore it")
+    return path
+
+
 def _own_encoder(folder: Path, recorded: dict[str, str], threads: int | None) -> Encoder:
     """The library's own model: its copy in the folder, else the bundled model it names."""
-    copy = recorded.get("model_file")
+    copy = _own_copy(folder, recorded)
     if copy:
-        path = folder / copy
-        if not path.is_file():
-            raise LibraryError(f"library {folder} has lost its copy of its model ({copy}); "
-                               "index again with `--model FILE.onnx` (the same model) to restore it")
-        from imgret.runtime.encoder import file_sha256
+        return Encoder(copy, threads=threads, name=recorded.get("model_ref"))
+    ref, path = _named_model(recorded)
+    return _explained(lambda: Encoder(path, threads=threads, name=ref))
 
-        if file_sha256(path) != recorded.get("model_fingerprint"):  # checked before onnxruntime sees it
-            raise LibraryError(f"library {folder}: its copy of its model ({copy}) does not match the "
-                               "fingerprint recorded (damaged?); index again with `--model FILE.onnx` "
-                               "(the same model) to restore it")
-        return Encoder(path, threads=threads, name=recorded.get("model_ref"))
+
+def _named_model(recorded: dict[str, str]) -> tuple[str, Path]:
+    """``(name, file)`` of the model a library names (a bundled one, or a format-1 library's path)."""
+    return _explained(lambda: _model_file(recorded.get("model_ref") or None))
+
+
+def _explained(step):
+    """``step()``, its :class:`ModelError` told in terms of a format-1 library that named its model by path."""
     try:
-        return _encoder(recorded.get("model_ref") or None, threads)
+        return step()
     except ModelError as exc:  # a format-1 library that named a model file which has since moved
         raise ModelError(f"{exc}; this library names its model by path: pass --model with the same model "
                          "to an `imgret index` run, which keeps a copy in the library") from exc

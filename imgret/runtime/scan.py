@@ -17,6 +17,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from operator import attrgetter
+from stat import S_ISREG
 from typing import NamedTuple
 
 from imgret.runtime.imageio import IMAGE_SUFFIXES, has_image_suffix
@@ -120,7 +121,9 @@ class _Walk:
         self.root, self.real_root, self.follow_outside = root, os.path.realpath(root), follow_outside
         self.excluded = {os.path.realpath(p) for p in exclude}
         self.seen_dirs: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
-        self.seen_files: set[tuple[int, int]] = set()
+        # Files seen, by inode: a plain int on the root's device (cheaper than a tuple, and not
+        # tracked by the garbage collector), (device, inode) elsewhere. See _file_key.
+        self.dev, self.seen_files = st.st_dev, set()
         self.known, self.unchanged = known, 0
 
     def run(self) -> Iterator[Found | Skipped]:
@@ -140,17 +143,17 @@ class _Walk:
     def _listing(self, entries: list[os.DirEntry], subdirs: list[str]) -> Iterator[Found | Skipped]:
         """One folder's pictures and skips in name order; its folders to enter go to ``subdirs``.
 
-        Plain files (neither a link nor a folder, which the folder listing itself says: no system
-        call) take the fast path, written out inline because it runs once per file: the name decides,
+        Regular files (not links, which the folder listing itself says: no system call) take the
+        fast path, written out inline because it runs once per file: the name decides,
         a picture costs one ``stat``, and an unchanged one a dictionary look-up. Links and folders go
         through :meth:`_visit`."""
-        seen, pop, unchanged, suffixes = self.seen_files, self.known.pop, 0, IMAGE_SUFFIXES
+        seen, pop, unchanged, suffixes, dev = self.seen_files, self.known.pop, 0, IMAGE_SUFFIXES, self.dev
         for entry in entries:
             name = entry.name
             if name[0] == ".":  # hidden (is_hidden)
                 continue
             try:
-                plain = not entry.is_symlink() and not entry.is_dir()
+                plain = entry.is_file(follow_symlinks=False)  # a regular file, not a link: no system call
             except OSError:
                 plain = False
             if not plain:
@@ -169,8 +172,8 @@ class _Walk:
             except OSError as exc:
                 yield Skipped(entry.path, _reason(exc))
                 continue
-            key = (st.st_dev, st.st_ino)
-            if not stat.S_ISREG(st.st_mode):
+            key = st.st_ino if st.st_dev == dev else (st.st_dev, st.st_ino)  # _file_key, inlined
+            if not S_ISREG(st.st_mode):
                 yield Skipped(entry.path, "not-a-file")
             elif key in seen:
                 yield Skipped(entry.path, "same-file-seen")
@@ -180,8 +183,11 @@ class _Walk:
                 if old is not None and old[1] == st.st_size and old[2] == st.st_mtime_ns:  # _same, inlined
                     unchanged += 1
                 else:
-                    yield Found(entry.path, st.st_size, st.st_mtime_ns, key)
+                    yield Found(entry.path, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino))
         self.unchanged += unchanged
+
+    def _file_key(self, st: os.stat_result) -> int | tuple[int, int]:
+        return st.st_ino if st.st_dev == self.dev else (st.st_dev, st.st_ino)
 
     def _unchanged(self, outcome: Found | Skipped) -> bool:
         """The change rule for a picture reached through a link (the slow path)."""
@@ -213,9 +219,10 @@ class _Walk:
             return NotAPicture(path, suffix_label(entry.name))
         if not stat.S_ISREG(st.st_mode):
             return Skipped(path, "not-a-file")
-        if key in self.seen_files:
+        file_key = self._file_key(st)
+        if file_key in self.seen_files:
             return Skipped(path, "same-file-seen")
-        self.seen_files.add(key)
+        self.seen_files.add(file_key)
         return Found(path, st.st_size, st.st_mtime_ns, key)
 
     def _inside(self, target: str) -> bool:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -61,10 +62,13 @@ BARE = WALK + "t = time.perf_counter(); walk(sys.argv[1]); print(time.perf_count
 IN_RUN = WALK + """
 from imgret.runtime.library import Library
 with Library.open_writable(sys.argv[2]) as lib:
+    c = time.process_time()
     r = lib.index(sys.argv[1])
+    c = time.process_time() - c
     assert r.added == r.updated == r.removed == 0, r
-t = time.perf_counter(); walk(sys.argv[1]); w = time.perf_counter() - t
-print(r.seconds, w, r.unchanged)
+c2 = time.process_time(); t = time.perf_counter(); walk(sys.argv[1])
+w, c2 = time.perf_counter() - t, time.process_time() - c2
+print(r.seconds, w, c, c2)
 """
 EMBED = """
 import sys, time
@@ -83,19 +87,24 @@ def emit(result: dict) -> None:
     print(json.dumps(result), flush=True)
 
 
-def run(*args: str) -> tuple[float, str, str]:
-    """A new process: (wall seconds, stdout, stderr); a failure stops the benchmark."""
+def run(*args) -> tuple[float, str, str, float]:
+    """A new process: (wall seconds, stdout, stderr, CPU seconds user + system, its children's too,
+    which a loaded machine inflates far less than the wall); a failure stops the benchmark."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run([str(a) for a in args], capture_output=True, text=True)
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{args} failed: {proc.stderr}")
-    return wall, proc.stdout, proc.stderr
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, proc.stdout, proc.stderr, cpu
 
 
-def imgret(*args) -> tuple[float, str]:
-    wall, _, err = run(PY, "-m", "imgret", *args)
-    return wall, err.strip().splitlines()[0]
+def imgret(*args) -> tuple[float, str, float]:
+    """``imgret ARGS`` as a new process: (wall seconds, first line of stderr, CPU seconds)."""
+    wall, _, err, cpu = run(PY, "-m", "imgret", *args)
+    return wall, err.strip().splitlines()[0], cpu
 
 
 # -- data ---------------------------------------------------------------------------------------------
@@ -133,35 +142,41 @@ def million(cache: Path, work: Path) -> Path:
 
 
 # -- measurements -------------------------------------------------------------------------------------
-def no_change(size: str, pics: Path, lib: Path, count: int, runs: int) -> float:
-    """Interleaved runs; emits the medians and returns the no-change process wall."""
+def no_change(size: str, pics: Path, lib: Path, count: int, runs: int) -> tuple[float, float]:
+    """Interleaved runs; emits the medians and returns the no-change process's wall and CPU seconds."""
     rows = []
     for _ in range(runs):
-        walk_wall, out, _ = run(PY, "-c", BARE, pics)
-        index_wall, summary = imgret("index", pics, "--library", lib, "--no-progress")
+        walk_wall, out, _, walk_cpu = run(PY, "-c", BARE, pics)
+        index_wall, summary, index_cpu = imgret("index", pics, "--library", lib, "--no-progress")
         assert f"{count} unchanged" in summary and " 0 added, 0 updated, 0 removed" in summary, summary
-        _, out2, _ = run(PY, "-c", IN_RUN, pics, lib)
-        in_run, walk_beside, _ = out2.split()
-        rows.append((walk_wall, float(out), index_wall, float(in_run), float(walk_beside)))
+        _, out2, _, _ = run(PY, "-c", IN_RUN, pics, lib)
+        rows.append((walk_wall, float(out), index_wall, *map(float, out2.split()), walk_cpu, index_cpu))
     med = [statistics.median(col) for col in zip(*rows)]
     emit({"what": "no-change re-index", "size": size, "runs": runs,
           "bare_walk_process_s": round(med[0], 3), "bare_walk_in_process_s": round(med[1], 3),
           "index_process_s": round(med[2], 3), "ratio_process": round(med[2] / med[0], 2),
           "index_in_run_s": round(med[3], 3), "walk_beside_s": round(med[4], 3),
-          "ratio_in_run": round(med[3] / med[4], 2), "summary": summary})
-    return med[2]
+          "ratio_in_run": round(med[3] / med[4], 2),
+          "cpu_index_in_run_s": round(med[5], 3), "cpu_walk_beside_s": round(med[6], 3),
+          "cpu_ratio_in_run": round(med[5] / med[6], 2),
+          "cpu_bare_walk_process_s": round(med[7], 3), "cpu_index_process_s": round(med[8], 3),
+          "cpu_ratio_process": round(med[8] / med[7], 2), "summary": summary})
+    return med[2], med[8]
 
 
-def add_100(size: str, pics: Path, lib: Path, no_change_s: float) -> None:
+def add_100(size: str, pics: Path, lib: Path, no_change: tuple[float, float]) -> None:
     new = pics / "zz-added"
     write_pictures(new, 100, start=5_000_000)
     (new / ".done").unlink()
-    _, out, _ = run(PY, "-c", EMBED, *sorted(str(p) for p in new.rglob("*.jpg")))
+    _, out, _, embed_cpu = run(PY, "-c", EMBED, *sorted(str(p) for p in new.rglob("*.jpg")))
     embed = float(out)
-    wall, summary = imgret("index", pics, "--library", lib, "--no-progress")
+    wall, summary, cpu = imgret("index", pics, "--library", lib, "--no-progress")
     assert " 100 added" in summary, summary
-    emit({"what": "add 100", "size": size, "index_process_s": round(wall, 3), "no_change_process_s": round(no_change_s, 3),
-          "embed_100_s": round(embed, 3), "ratio": round(wall / (no_change_s + embed), 2), "summary": summary})
+    emit({"what": "add 100", "size": size, "index_process_s": round(wall, 3),
+          "no_change_process_s": round(no_change[0], 3), "embed_100_s": round(embed, 3),
+          "ratio": round(wall / (no_change[0] + embed), 2), "cpu_index_process_s": round(cpu, 3),
+          "cpu_no_change_process_s": round(no_change[1], 3), "cpu_embed_100_process_s": round(embed_cpu, 3),
+          "cpu_ratio": round(cpu / (no_change[1] + embed_cpu), 2), "summary": summary})
 
 
 def main() -> None:
@@ -179,9 +194,8 @@ def main() -> None:
     try:
         for size in args.sizes.split(","):
             pics, lib, count = prepare(args.cache, args.work, size)
-            run(PY, "-m", "imgret", "index", pics, "--library", lib, "--no-progress")  # warm the page cache
-            no_change_s = no_change(size, pics, lib, count, args.runs)
-            add_100(size, pics, lib, no_change_s)
+            imgret("index", pics, "--library", lib, "--no-progress")  # warm the page cache
+            add_100(size, pics, lib, no_change(size, pics, lib, count, args.runs))
             if not args.keep:
                 shutil.rmtree(pics), shutil.rmtree(lib)
     finally:

@@ -67,6 +67,11 @@ class Encoder:
         self._probe()
 
     @property
+    def loaded(self) -> bool:
+        """Whether onnxruntime has opened the model (a checked file opens on first embed)."""
+        return self._session is not None
+
+    @property
     def session(self):
         """The onnxruntime session; a checked file's is opened on first use, after making sure the
         file still has its fingerprint, and its inputs and outputs are checked (the probe is not run

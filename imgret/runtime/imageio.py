@@ -95,8 +95,15 @@ def __getattr__(name: str):
 
 def has_image_suffix(path: str | os.PathLike | bytes) -> bool:
     """True when the file name ends in a suffix imgret treats as a picture (case-insensitive)."""
-    name = os.fsdecode(path)
-    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+    return is_picture_name(os.path.basename(os.fsdecode(path)))
+
+
+def is_picture_name(name: str) -> bool:
+    """:func:`has_image_suffix` for a bare file name (no folder), as the scan sees them: a few string
+    operations, since a walk calls it once per file. The suffix rule is ``os.path.splitext``'s: the
+    last dot, not counting the leading dots of a hidden name."""
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in IMAGE_SUFFIXES and (name[0] != "." or name[:dot].strip(".") != "")
 
 
 def read_image_bytes(path: str | os.PathLike | bytes) -> bytes:

@@ -11,11 +11,13 @@ Crash tests steer where a run dies through the environment (see :class:`_Faults`
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -26,7 +28,7 @@ from imgret.runtime.encoder import Encoder
 from imgret.runtime.prepare import Prepared
 from imgret.runtime.progress import ProgressCallback
 from imgret.runtime.results import IndexReport
-from imgret.runtime.scan import Found, Skipped, scan
+from imgret.runtime.scan import Found, Scan
 from imgret.runtime.vector_file import VectorFile
 
 COMMIT_EVERY = 256
@@ -83,6 +85,20 @@ def fault_point(point: str) -> None:
         _die()
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Change detection makes a tuple per catalogue row and per picture, none of them in a cycle;
+    the cyclic garbage collector would walk them all again and again (about a sixth of a no-change
+    run at 100k). Paused around it, and restored."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -119,8 +135,9 @@ class Indexer:
         if not os.path.exists(root_abs):
             raise LibraryError(f"no such file or folder: {os.fspath(root)}")
         report.vectors_lost = self.vector_file.ensure_sound()
-        known = self._known(root_abs)
-        todo, unreadable_dirs = self._changed(root_abs, report, follow_outside, known)
+        with _collector_paused():
+            known = self._known(root_abs)
+            todo, unreadable_dirs = self._changed(root_abs, report, follow_outside, known)
         source = source or functools.partial(prepared_stream, workers=workers)
         self._embed_all(todo, report, progress=progress, source=source)
         report.removed = self._remove_vanished(known, unreadable_dirs)
@@ -133,13 +150,14 @@ class Indexer:
         report.seconds = time.monotonic() - start
         return report
 
-    def _known(self, root: str) -> dict[str, tuple[int, int, int, str | None]]:
-        """What the catalogue holds below ``root`` (a folder becomes a recorded root first)."""
+    def _known(self, root: str) -> tuple[dict[str, tuple], dict[str, tuple]]:
+        """What the catalogue holds below ``root`` (a folder becomes a recorded root first): pictures
+        for :class:`Scan` to compare, and recorded skips (and the row of a single file, whatever it is)."""
         if os.path.isdir(root):
             self.catalogue.add_root(root)
             return self.catalogue.known_under(root)
         row = self.catalogue.lookup(root)
-        return {root: (row.key, row.size, row.mtime_ns, row.skip_reason)} if row else {}
+        return {}, ({root: (root, row.size, row.mtime_ns, row.key, row.skip_reason)} if row else {})
 
     def index_files(self, paths: Iterable[str | os.PathLike]) -> IndexReport:
         """Index an explicit list of picture files (the library API's ``add``)."""
@@ -175,26 +193,28 @@ class Indexer:
     def _commit(self) -> None:
         self.catalogue.commit()
 
-    def _changed(self, root: str, report: IndexReport, follow_outside: bool, known: dict):
+    def _changed(self, root: str, report: IndexReport, follow_outside: bool, known: tuple[dict, dict]):
         """Scan ``root``: the files to embed, and folders that could not be read. Every path seen is
-        taken out of ``known``, which is left holding the files that vanished."""
+        taken out of the two ``known`` dictionaries, which are left holding the files that vanished."""
+        pictures, others = known
         todo: list[Found] = []
         unreadable_dirs: list[str] = []
-        for item in scan(root, follow_outside=follow_outside, exclude=self.exclude):
-            entry = known.pop(item.path, None)
-            if isinstance(item, Skipped):
+        walk = Scan(root, follow_outside=follow_outside, exclude=self.exclude, known=pictures)
+        for item in walk:  # unchanged pictures are counted by the walk, not yielded
+            old = others.pop(item.path, None)
+            if type(item) is not Found:
+                pictures.pop(item.path, None)  # e.g. unreadable this time: kept, not forgotten
                 if item.reason in ("permission-denied", "unreadable") and os.path.isdir(item.path):
                     unreadable_dirs.append(item.path)
                 report.pass_over(item.path, item.reason)  # never recorded: `info` does not count it
-                continue
-            if entry is not None and entry[1] == item.size and entry[2] == item.mtime_ns:
-                if entry[3] is None:
-                    report.unchanged += 1
-                else:  # still recorded as skipped: counted with its reason, as `imgret info` counts it
-                    report.previously_skipped += 1
-                    report.skip(item.path, entry[3])
-                continue
-            todo.append(item)
+            elif old is None or old[1] != item.size or old[2] != item.mtime_ns:
+                todo.append(item)  # new, or changed since it was recorded
+            elif old[4] is None:
+                report.unchanged += 1  # a single file given as the root
+            else:  # still recorded as skipped: counted with its reason, as `imgret info` counts it
+                report.previously_skipped += 1
+                report.skip(item.path, old[4])
+        report.unchanged += walk.unchanged
         return todo, unreadable_dirs
 
     def _embed_all(self, todo: list[Found], report: IndexReport, *, progress, source: PreparedSource) -> None:
@@ -252,8 +272,9 @@ class Indexer:
             report.added += 1
         self.faults.file_stored()
 
-    def _remove_vanished(self, vanished: dict[str, tuple[int, int, int, str | None]], unreadable_dirs: list[str]) -> int:
+    def _remove_vanished(self, vanished: tuple[dict, dict], unreadable_dirs: list[str]) -> int:
         """Forget the files not seen this run, except those below folders that could not be read."""
         keep_under = tuple(d.rstrip(os.sep) + os.sep for d in unreadable_dirs)
-        gone = [entry[0] for p, entry in vanished.items() if not (keep_under and p.startswith(keep_under))]
+        gone = [entry[3] for rows in vanished for p, entry in rows.items()
+                if not (keep_under and p.startswith(keep_under))]
         return self.catalogue.delete(gone)

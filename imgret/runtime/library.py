@@ -99,7 +99,9 @@ class Library:
         """
         folder = library_folder(folder)
         cat_path = folder / CATALOGUE_FILE
-        encoder = _encoder(model, threads) if model is not None or not cat_path.is_file() else None
+        new = not cat_path.is_file()
+        encoder = _encoder(model, threads) if new else None  # a bad model fails before anything
+        given = _model_file(model) if model is not None and not new else None  # a missing one too
         lock = take_lock(folder)
         try:
             from imgret.runtime.indexer import fault_point  # the write path only: a reader never loads it
@@ -111,7 +113,7 @@ class Library:
         try:
             recorded = catalogue.meta()
             _check_format(recorded)
-            encoder = encoder or _own_encoder(folder, recorded, threads)
+            encoder = encoder or _writer_encoder(folder, recorded, given, threads, rebuild=rebuild)
             if "model_fingerprint" in recorded and not rebuild:
                 _check_same_model(folder, recorded, encoder)
             else:
@@ -290,26 +292,69 @@ def _encoder(model: PathLike | None, threads: int | None, checked_fingerprint: s
     return Encoder(path, threads=threads, name=ref, checked_fingerprint=checked_fingerprint)
 
 
-def _own_encoder(folder: Path, recorded: dict[str, str], threads: int | None, *, checked: bool = False) -> Encoder:
-    """The library's own model: its copy in the folder, else the bundled model it names. ``checked``
-    (a reader): a file with the recorded fingerprint passed every check when it was recorded, so
-    onnxruntime opens it only if a picture must be embedded (see :class:`Encoder`)."""
-    fingerprint = recorded.get("model_fingerprint") if checked else None
-    copy = recorded.get("model_file")
-    if copy:
-        path = folder / copy
-        if not path.is_file():
-            raise LibraryError(f"library {folder} has lost its copy of its model ({copy}); "
-                               "index again with `--model FILE.onnx` (the same model) to restore it")
-        from imgret.runtime.encoder import file_sha256
+def _model_file(model: PathLike) -> tuple[str, Path]:
+    """``(name, file)`` of a ``--model`` value, without loading it."""
+    from imgret import models
 
-        if file_sha256(path) != recorded.get("model_fingerprint"):  # checked before onnxruntime sees it
-            raise LibraryError(f"library {folder}: its copy of its model ({copy}) does not match the "
-                               "fingerprint recorded (damaged?); index again with `--model FILE.onnx` "
-                               "(the same model) to restore it")
-        return Encoder(path, threads=threads, name=recorded.get("model_ref"), checked_fingerprint=fingerprint)
+    ref, path = models.resolve(model)
+    return ref, Path(path)
+
+
+def _writer_encoder(folder: Path, recorded: dict[str, str], given: tuple[str, Path] | None,
+                    threads: int | None, *, rebuild: bool) -> Encoder:
+    """A writer's model: ``given`` (``--model``) or the library's own.
+
+    A file with the fingerprint the library recorded passed every check when it was recorded: only its
+    metadata is read now, and onnxruntime opens it when a picture must first be embedded (see
+    :class:`Encoder`), so a run with nothing to embed never starts a session. Any other model is loaded
+    and checked in full now, to be recorded (``rebuild``) or refused as a mismatch.
+    """
+    if given is not None:
+        ref, path = given
+        checked = None if rebuild else recorded.get("model_fingerprint")
+        return Encoder(path, threads=threads, name=ref, checked_fingerprint=checked)
+    return _own_encoder(folder, recorded, threads, checked=not rebuild)
+
+
+def _own_copy(folder: Path, recorded: dict[str, str]) -> Path | None:
+    """The library's copy of its custom model, checked against the fingerprint recorded (before
+    onnxruntime sees it); ``None`` when the library names a bundled model instead."""
+    copy = recorded.get("model_file")
+    if not copy:
+        return None
+    path = folder / copy
+    if not path.is_file():
+        raise LibraryError(f"library {folder} has lost its copy of its model ({copy}); "
+                           "index again with `--model FILE.onnx` (the same model) to restore it")
+    from imgret.runtime.encoder import file_sha256
+
+    if file_sha256(path) != recorded.get("model_fingerprint"):
+        raise LibraryError(f"library {folder}: its copy of its model ({copy}) does not match the "
+                           "fingerprint recorded (damaged?); index again with `--model FILE.onnx` "
+                           "(the same model) to restore it")
+    return path
+
+
+def _own_encoder(folder: Path, recorded: dict[str, str], threads: int | None, *, checked: bool = False) -> Encoder:
+    """The library's own model: its copy in the folder, else the bundled model it names. ``checked``:
+    a file with the recorded fingerprint is opened by its metadata alone (see :class:`Encoder`)."""
+    fingerprint = recorded.get("model_fingerprint") if checked else None
+    copy = _own_copy(folder, recorded)
+    if copy:
+        return Encoder(copy, threads=threads, name=recorded.get("model_ref"), checked_fingerprint=fingerprint)
+    ref, path = _named_model(recorded)
+    return _explained(lambda: Encoder(path, threads=threads, name=ref, checked_fingerprint=fingerprint))
+
+
+def _named_model(recorded: dict[str, str]) -> tuple[str, Path]:
+    """``(name, file)`` of the model a library names (a bundled one, or a format-1 library's path)."""
+    return _explained(lambda: _model_file(recorded.get("model_ref") or None))
+
+
+def _explained(step):
+    """``step()``, its :class:`ModelError` told in terms of a format-1 library that named its model by path."""
     try:
-        return _encoder(recorded.get("model_ref") or None, threads, fingerprint)
+        return step()
     except ModelError as exc:  # a format-1 library that named a model file which has since moved
         raise ModelError(f"{exc}; this library names its model by path: pass --model with the same model "
                          "to an `imgret index` run, which keeps a copy in the library") from exc

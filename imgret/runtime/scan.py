@@ -16,13 +16,16 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import attrgetter
+from stat import S_ISREG
+from typing import NamedTuple
 
-from imgret.runtime.imageio import has_image_suffix
+from imgret.runtime.imageio import IMAGE_SUFFIXES, has_image_suffix
 
 
-@dataclass(frozen=True)
-class Found:
-    """A regular file with a picture suffix."""
+class Found(NamedTuple):
+    """A regular file with a picture suffix. A named tuple, not a dataclass: a walk makes one per
+    picture, and a tuple is made about three times faster."""
 
     path: str
     size: int
@@ -51,9 +54,7 @@ def suffix_label(name: str) -> str:
     return suffix if suffix else "(no suffix)"
 
 
-def is_hidden(name: str) -> bool:
-    """Hidden by Unix convention (leading dot), which also covers macOS ``._*`` AppleDouble files."""
-    return name.startswith(".")
+_BY_NAME = attrgetter("name")  # the sort key of a folder's entries, faster than a lambda
 
 
 def scan(
@@ -64,29 +65,61 @@ def scan(
     ``exclude`` lists absolute real paths of folders never to enter (the library folder itself, for
     example, when it lives inside the photo folder).
     """
-    root = os.fspath(root)
-    try:
-        st = os.stat(root)
-    except OSError as exc:
-        yield Skipped(root, _reason(exc))
-        return
-    if stat.S_ISREG(st.st_mode):
-        if has_image_suffix(root):
+    return iter(Scan(root, follow_outside=follow_outside, exclude=exclude))
+
+
+class Scan:
+    """One walk of ``root`` (see :func:`scan`); iterate it once.
+
+    With ``known`` (absolute path -> ``(anything, size, mtime_ns, ...)``, what a catalogue recorded) the walk
+    also detects changes, which is what makes an index run with nothing changed cost little more than
+    the walk: a picture whose size and mtime match its entry is taken out of ``known``, counted in
+    :attr:`unchanged` and not yielded. A picture that differs is taken out and yielded; what is left
+    in ``known`` afterwards was not found as a picture (vanished, or now a link or folder).
+    """
+
+    def __init__(self, root: str | os.PathLike, *, follow_outside: bool = False, exclude: tuple[str, ...] = (),
+                 known: dict[str, tuple] | None = None) -> None:
+        self.root, self.follow_outside, self.exclude = os.fspath(root), follow_outside, exclude
+        self.known = known if known is not None else {}
+        self.unchanged = 0
+
+    def __iter__(self) -> Iterator[Found | Skipped]:
+        root = self.root
+        try:
+            st = os.stat(root)
+        except OSError as exc:
+            yield Skipped(root, _reason(exc))
+            return
+        if not stat.S_ISREG(st.st_mode):
+            walk = _Walk(root, st, self.follow_outside, self.exclude, self.known)
+            yield from walk.run()
+            self.unchanged = walk.unchanged
+        elif not has_image_suffix(root):
+            yield NotAPicture(root, suffix_label(root))
+        elif not _same(self.known.pop(root, None), st):
             yield Found(root, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino))
         else:
-            yield NotAPicture(root, suffix_label(root))
-        return
-    yield from _Walk(root, st, follow_outside, exclude).run()
+            self.unchanged = 1
+
+
+def _same(old: tuple | None, st: os.stat_result) -> bool:
+    """Whether a catalogue entry ``(anything, size, mtime_ns, ...)`` still describes a file (the change rule)."""
+    return old is not None and old[1] == st.st_size and old[2] == st.st_mtime_ns
 
 
 class _Walk:
     """One depth-first walk of a folder tree, remembering the folders and files already seen."""
 
-    def __init__(self, root: str, st: os.stat_result, follow_outside: bool, exclude: tuple[str, ...]) -> None:
+    def __init__(self, root: str, st: os.stat_result, follow_outside: bool, exclude: tuple[str, ...],
+                 known: dict[str, tuple]) -> None:
         self.root, self.real_root, self.follow_outside = root, os.path.realpath(root), follow_outside
         self.excluded = {os.path.realpath(p) for p in exclude}
         self.seen_dirs: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
-        self.seen_files: set[tuple[int, int]] = set()
+        # Files seen, by inode: a plain int on the root's device (cheaper than a tuple, and not
+        # tracked by the garbage collector), (device, inode) elsewhere. See _file_key.
+        self.dev, self.seen_files = st.st_dev, set()
+        self.known, self.unchanged = known, 0
 
     def run(self) -> Iterator[Found | Skipped]:
         stack = [self.root]
@@ -94,20 +127,74 @@ class _Walk:
             folder = stack.pop()
             try:
                 with os.scandir(folder) as it:
-                    entries = sorted(it, key=lambda e: e.name)
+                    entries = sorted(it, key=_BY_NAME)
             except OSError as exc:
                 yield Skipped(folder, _reason(exc))
                 continue
-            subdirs = []
-            for entry in entries:
-                if is_hidden(entry.name):
-                    continue
+            subdirs: list[str] = []
+            yield from self._listing(entries, subdirs)
+            stack.extend(reversed(subdirs))
+
+    def _listing(self, entries: list[os.DirEntry], subdirs: list[str]) -> Iterator[Found | Skipped]:
+        """One folder's pictures and skips in name order; its folders to enter go to ``subdirs``.
+
+        Regular files (not links, which the folder listing itself says: no system call) take the
+        fast path, written out inline because it runs once per file: the name decides,
+        a picture costs one ``stat``, and an unchanged one a dictionary look-up. Links and folders go
+        through :meth:`_visit`."""
+        seen, pop, unchanged, suffixes, dev = self.seen_files, self.known.pop, 0, IMAGE_SUFFIXES, self.dev
+        for entry in entries:
+            name = entry.name
+            if name[0] == ".":  # hidden by Unix convention; also macOS ``._*`` AppleDouble files
+                continue
+            try:
+                plain = entry.is_file(follow_symlinks=False)  # a regular file, not a link: no system call
+            except OSError:
+                plain = False
+            if not plain:
                 outcome = self._visit(entry)
                 if isinstance(outcome, str):
                     subdirs.append(outcome)
-                elif outcome is not None:
+                elif outcome is not None and not self._unchanged(outcome):
                     yield outcome
-            stack.extend(reversed(subdirs))
+                continue
+            dot = name.rfind(".")  # is_picture_name, inlined: a hidden name never gets here
+            if dot < 0 or name[dot:].lower() not in suffixes:
+                yield NotAPicture(entry.path, suffix_label(name))
+                continue
+            try:
+                # os.stat, not entry.stat(): the same one system call, but entry.stat() keeps each
+                # result alive in its entry until the whole folder is done (measured ~20% slower).
+                st = os.stat(entry.path)
+            except OSError as exc:
+                yield Skipped(entry.path, _reason(exc))
+                continue
+            key = st.st_ino if st.st_dev == dev else (st.st_dev, st.st_ino)  # _file_key, inlined
+            if not S_ISREG(st.st_mode):
+                yield Skipped(entry.path, "not-a-file")
+            elif key in seen:
+                yield Skipped(entry.path, "same-file-seen")
+            else:
+                seen.add(key)
+                old = pop(entry.path, None)
+                if old is not None and old[1] == st.st_size and old[2] == st.st_mtime_ns:  # _same, inlined
+                    unchanged += 1
+                else:
+                    yield Found(entry.path, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino))
+        self.unchanged += unchanged
+
+    def _file_key(self, st: os.stat_result) -> int | tuple[int, int]:
+        return st.st_ino if st.st_dev == self.dev else (st.st_dev, st.st_ino)
+
+    def _unchanged(self, outcome: Found | Skipped) -> bool:
+        """The change rule for a picture reached through a link (the slow path)."""
+        if type(outcome) is not Found:
+            return False
+        old = self.known.pop(outcome.path, None)
+        if old is not None and old[1] == outcome.size and old[2] == outcome.mtime_ns:
+            self.unchanged += 1
+            return True
+        return False
 
     def _visit(self, entry: os.DirEntry) -> Found | Skipped | str | None:
         """A picture, a skip (a :class:`NotAPicture` for another suffix), a folder to enter (its path) or
@@ -129,9 +216,10 @@ class _Walk:
             return NotAPicture(path, suffix_label(entry.name))
         if not stat.S_ISREG(st.st_mode):
             return Skipped(path, "not-a-file")
-        if key in self.seen_files:
+        file_key = self._file_key(st)
+        if file_key in self.seen_files:
             return Skipped(path, "same-file-seen")
-        self.seen_files.add(key)
+        self.seen_files.add(file_key)
         return Found(path, st.st_size, st.st_mtime_ns, key)
 
     def _inside(self, target: str) -> bool:

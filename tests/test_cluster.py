@@ -21,6 +21,7 @@ from imgret.runtime.library import Library
 
 distributed = pytest.importorskip("distributed", reason="the cluster extra (dask[distributed]) is not installed")
 
+from imgret.runtime import cluster as cluster_module  # noqa: E402
 from imgret.runtime.cluster import ClusterSource, open_cluster  # noqa: E402
 
 
@@ -161,6 +162,8 @@ def test_a_worker_killed_mid_run_loses_no_picture(tmp_path, plain, monkeypatch):
 def test_a_lost_scheduler_ends_the_run_in_one_line_and_keeps_committed_work(tmp_path, plain, monkeypatch):
     pics, reference = plain
     monkeypatch.setenv("IMGRET_COMMIT_EVERY", "8")
+    # Closing a cluster whose scheduler is gone waits out CLOSE_SECONDS; the test needs no grace.
+    monkeypatch.setattr(cluster_module, "CLOSE_SECONDS", 1)
     with open_cluster("local:2") as remote, Library.open_writable(tmp_path / "cl") as lib:
         remote.chunk = 4
         inner = remote.for_encoder(lib.encoder)

@@ -6,6 +6,7 @@ with a plain single-machine build of the same pictures, vector for vector.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -19,10 +20,13 @@ from PIL import Image
 from imgret.errors import ClusterError
 from imgret.runtime.library import Library
 
-distributed = pytest.importorskip("distributed", reason="the cluster extra (dask[distributed]) is not installed")
+from imgret.runtime import cluster as cluster_module
+from imgret.runtime.cluster import ClusterSource, open_cluster
 
-from imgret.runtime import cluster as cluster_module  # noqa: E402
-from imgret.runtime.cluster import ClusterSource, open_cluster  # noqa: E402
+# Looked up, not imported: importing distributed costs every test process (and xdist worker) two seconds
+# of collection; the tests that need it import it through imgret when they run.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("distributed") is None,
+                                reason="the cluster extra (dask[distributed]) is not installed")
 
 
 def _pictures(folder):

@@ -18,10 +18,9 @@ from fakes import write_scenes
 from PIL import Image
 
 from imgret.errors import ClusterError
-from imgret.runtime.library import Library
-
 from imgret.runtime import cluster as cluster_module
 from imgret.runtime.cluster import ClusterSource, open_cluster
+from imgret.runtime.library import Library
 
 # Looked up, not imported: importing distributed costs every test process (and xdist worker) two seconds
 # of collection; the tests that need it import it through imgret when they run.

@@ -47,6 +47,12 @@ def run_imgret(*args, timeout: float = 60, env: dict[str, str] | None = None, **
     return fresh_imgret(*args, timeout=timeout, env=env, **kw)
 
 
+def run_imgret_with_file_limit(*args, limit: int, timeout: float = 60) -> Child:
+    """:func:`run_imgret` with RLIMIT_FSIZE at ``limit`` bytes and SIGXFSZ ignored, so a write past
+    the limit fails with EFBIG, as a write to a full disk fails with ENOSPC."""
+    return _PREFORK.run(args, child_env(), timeout, file_limit=limit)
+
+
 def fresh_imgret(*args, timeout: float = 60, env: dict[str, str] | None = None, **kw) -> Child:
     """``python -m imgret ARGS`` in a freshly started interpreter (see :func:`run_imgret`)."""
     out = subprocess.run(
@@ -87,13 +93,14 @@ class Prefork:
             raise RuntimeError("prefork parent failed: " + (self.folder / "parent.err").read_text())
         atexit.register(self.close)
 
-    def run(self, args, env: dict[str, str], timeout: float) -> Child:
+    def run(self, args, env: dict[str, str], timeout: float, *, file_limit: int | None = None) -> Child:
         if self.proc is None or self.proc.poll() is not None:
             self.start()
         out, err = self.folder / "out", self.folder / "err"
         hexed = [os.fsencode(os.fspath(a)).hex() for a in args]
         req = {"args": hexed, "env": {os.fsencode(k).hex(): os.fsencode(v).hex() for k, v in env.items()},
-               "cwd": os.getcwd(), "stdout": str(out), "stderr": str(err), "timeout": timeout}
+               "cwd": os.getcwd(), "stdout": str(out), "stderr": str(err), "timeout": timeout,
+               "file_limit": file_limit}
         self.proc.stdin.write(json.dumps(req).encode() + b"\n")
         self.proc.stdin.flush()
         reply = self.proc.stdout.readline()

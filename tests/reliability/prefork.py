@@ -76,6 +76,11 @@ def child(req: dict) -> None:
         _redirect(os.devnull, 0, os.O_RDONLY)
         _redirect(req["stdout"], 1, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         _redirect(req["stderr"], 2, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        if req.get("file_limit") is not None:  # see harness.run_imgret_with_file_limit
+            import resource
+
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (req["file_limit"], req["file_limit"]))
         sys.argv = ["-m", *(os.fsdecode(bytes.fromhex(a)) for a in req["args"])]
         import runpy
 

@@ -85,12 +85,12 @@ class Prefork:
     def start(self) -> None:
         self.base = child_env()
         self.folder = Path(tempfile.mkdtemp(prefix="imgret-prefork-"))
+        script = Path(__file__).with_name("prefork.py")
         with open(self.folder / "parent.err", "wb") as errors:
-            self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("prefork.py"))],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
-                                         env=self.base)
+            self.proc = subprocess.Popen([sys.executable, str(script), str(self.folder)], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=errors, env=self.base)
         if self.proc.stdout.readline() != b"ready\n":
-            raise RuntimeError("prefork parent failed: " + (self.folder / "parent.err").read_text())
+            raise RuntimeError("prefork parent failed to start: " + self.parent_errors())
         atexit.register(self.close)
 
     def run(self, args, env: dict[str, str], timeout: float, *, file_limit: int | None = None) -> Child:
@@ -105,11 +105,17 @@ class Prefork:
         self.proc.stdin.flush()
         reply = self.proc.stdout.readline()
         if not reply:
-            raise RuntimeError("prefork parent died: " + (self.folder / "parent.err").read_text())
+            raise RuntimeError("prefork parent died: " + self.parent_errors())
         code = json.loads(reply)["code"]
         if code is None:
             raise subprocess.TimeoutExpired([sys.executable, "-m", "imgret", *args], timeout)
         return Child(code, out.read_bytes().decode("utf-8", "replace"), err.read_bytes().decode("utf-8", "replace"))
+
+    def parent_errors(self) -> str:
+        try:
+            return (self.folder / "parent.err").read_text(errors="replace")
+        except OSError:  # the parent removes its folder when it ends
+            return "(its error output is gone with it)"
 
     def close(self) -> None:
         if self.proc is not None:

@@ -26,6 +26,7 @@ import json
 import os
 import pkgutil
 import select
+import shutil
 import signal
 import sys
 import threading
@@ -128,21 +129,26 @@ def wait(pid: int, timeout: float) -> int | None:
             os.close(pidfd)
 
 
-def serve() -> None:
-    warm_up()
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
-    for line in sys.stdin:
-        req = json.loads(line)
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            child(req)
-        code = wait(pid, req["timeout"])
-        sys.stdout.write(json.dumps({"code": code}) + "\n")
+def serve(folder: str) -> None:
+    """Answer requests until stdin closes (the test process ended, however it ended), then remove
+    ``folder``, the harness's scratch folder for the children's output."""
+    try:
+        warm_up()
+        sys.stdout.write("ready\n")
         sys.stdout.flush()
+        for line in sys.stdin:
+            req = json.loads(line)
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                child(req)
+            code = wait(pid, req["timeout"])
+            sys.stdout.write(json.dumps({"code": code}) + "\n")
+            sys.stdout.flush()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
     sys.path[0] = os.getcwd()  # as for `python -m`: the working folder, not this script's
-    serve()
+    serve(sys.argv[1])

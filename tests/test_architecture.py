@@ -7,6 +7,7 @@ Imports are read with ``ast`` from every module under ``imgret``, including impo
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import subprocess
 import sys
@@ -31,12 +32,18 @@ def module_files() -> dict[str, Path]:
     return out
 
 
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    """The syntax tree of one source file, parsed once per test process (the files do not change)."""
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
 def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
     """The imgret modules ``name`` imports anywhere in its source (``from a import b`` counts as
     ``a.b`` when that is a module, else as ``a``)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(parsed(path)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -135,9 +142,10 @@ def _calls(tree: ast.AST, name: str):
 
 
 def test_no_pickle_anywhere_in_imgret():
-    for module, path in module_files().items():
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        imported = imports_of(module, path, {"pickle", "dill", "joblib", "cloudpickle"} | set(module_files()))
+    files = module_files()
+    for module, path in files.items():
+        tree = parsed(path)
+        imported = imports_of(module, path, {"pickle", "dill", "joblib", "cloudpickle"} | set(files))
         assert not {"pickle", "dill", "joblib", "cloudpickle"} & imported, module
         for call in _calls(tree, "torch.load"):
             kw = {k.arg: ast.unparse(k.value) for k in call.keywords}
@@ -154,7 +162,7 @@ def test_every_function_in_imgret_fits_on_a_screen():
     """Issue 11: no function in imgret/ over 60 lines (decorators and docstring included)."""
     too_long = []
     for name, path in module_files().items():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(parsed(path)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 lines = node.end_lineno - node.lineno + 1
                 if lines > MAX_FUNCTION_LINES:

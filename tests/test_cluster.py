@@ -6,6 +6,7 @@ with a plain single-machine build of the same pictures, vector for vector.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -17,11 +18,14 @@ from fakes import write_scenes
 from PIL import Image
 
 from imgret.errors import ClusterError
+from imgret.runtime import cluster as cluster_module
+from imgret.runtime.cluster import ClusterSource, open_cluster
 from imgret.runtime.library import Library
 
-distributed = pytest.importorskip("distributed", reason="the cluster extra (dask[distributed]) is not installed")
-
-from imgret.runtime.cluster import ClusterSource, open_cluster  # noqa: E402
+# Looked up, not imported: importing distributed costs every test process (and xdist worker) two seconds
+# of collection; the tests that need it import it through imgret when they run.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("distributed") is None,
+                                reason="the cluster extra (dask[distributed]) is not installed")
 
 
 def _pictures(folder):
@@ -161,6 +165,8 @@ def test_a_worker_killed_mid_run_loses_no_picture(tmp_path, plain, monkeypatch):
 def test_a_lost_scheduler_ends_the_run_in_one_line_and_keeps_committed_work(tmp_path, plain, monkeypatch):
     pics, reference = plain
     monkeypatch.setenv("IMGRET_COMMIT_EVERY", "8")
+    # Closing a cluster whose scheduler is gone waits out CLOSE_SECONDS; the test needs no grace.
+    monkeypatch.setattr(cluster_module, "CLOSE_SECONDS", 1)
     with open_cluster("local:2") as remote, Library.open_writable(tmp_path / "cl") as lib:
         remote.chunk = 4
         inner = remote.for_encoder(lib.encoder)

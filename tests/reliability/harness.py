@@ -6,10 +6,14 @@ so a snapshot shows exactly what was committed, byte for byte.
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -33,7 +37,24 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def run_imgret(*args, timeout: float = 60, env: dict[str, str] | None = None, **kw) -> Child:
-    """``python -m imgret ARGS`` in a child process; fails the test (no hang) past ``timeout``."""
+    """``python -m imgret ARGS`` in a child process; fails the test (no hang) past ``timeout``.
+
+    The child is forked from a warm parent (:mod:`prefork`) unless ``subprocess`` options are given
+    or the environment changes what Python reads at start-up; then it is a fresh interpreter."""
+    env = env if env is not None else child_env()
+    if not kw and _PREFORK.can_run(env):
+        return _PREFORK.run(args, env, timeout)
+    return fresh_imgret(*args, timeout=timeout, env=env, **kw)
+
+
+def run_imgret_with_file_limit(*args, limit: int, timeout: float = 60) -> Child:
+    """:func:`run_imgret` with RLIMIT_FSIZE at ``limit`` bytes and SIGXFSZ ignored, so a write past
+    the limit fails with EFBIG, as a write to a full disk fails with ENOSPC."""
+    return _PREFORK.run(args, child_env(), timeout, file_limit=limit)
+
+
+def fresh_imgret(*args, timeout: float = 60, env: dict[str, str] | None = None, **kw) -> Child:
+    """``python -m imgret ARGS`` in a freshly started interpreter (see :func:`run_imgret`)."""
     out = subprocess.run(
         [sys.executable, "-m", "imgret", *[os.fspath(a) for a in args]],
         capture_output=True,
@@ -43,6 +64,70 @@ def run_imgret(*args, timeout: float = 60, env: dict[str, str] | None = None, **
         **kw,
     )
     return Child(out.returncode, out.stdout.decode("utf-8", "replace"), out.stderr.decode("utf-8", "replace"))
+
+
+def _startup_keys(env: dict[str, str]) -> dict[str, str]:
+    """The variables a Python interpreter reads when it starts (a forked child cannot re-read them)."""
+    return {k: v for k, v in env.items() if k.startswith(("PYTHON", "LC_")) or k in ("LANG", "LANGUAGE")}
+
+
+class Prefork:
+    """The client of one warm :mod:`prefork` parent, started on first use, one per test process."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.base: dict[str, str] = {}
+        self.folder: Path | None = None
+
+    def can_run(self, env: dict[str, str]) -> bool:
+        return _startup_keys(env) == _startup_keys(self.base if self.proc else child_env())
+
+    def start(self) -> None:
+        self.base = child_env()
+        self.folder = Path(tempfile.mkdtemp(prefix="imgret-prefork-"))
+        script = Path(__file__).with_name("prefork.py")
+        with open(self.folder / "parent.err", "wb") as errors:
+            self.proc = subprocess.Popen([sys.executable, str(script), str(self.folder)], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=errors, env=self.base)
+        if self.proc.stdout.readline() != b"ready\n":
+            raise RuntimeError("prefork parent failed to start: " + self.parent_errors())
+        atexit.register(self.close)
+
+    def run(self, args, env: dict[str, str], timeout: float, *, file_limit: int | None = None) -> Child:
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        out, err = self.folder / "out", self.folder / "err"
+        hexed = [os.fsencode(os.fspath(a)).hex() for a in args]
+        req = {"args": hexed, "env": {os.fsencode(k).hex(): os.fsencode(v).hex() for k, v in env.items()},
+               "cwd": os.getcwd(), "stdout": str(out), "stderr": str(err), "timeout": timeout,
+               "file_limit": file_limit}
+        self.proc.stdin.write(json.dumps(req).encode() + b"\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline()
+        if not reply:
+            raise RuntimeError("prefork parent died: " + self.parent_errors())
+        code = json.loads(reply)["code"]
+        if code is None:
+            raise subprocess.TimeoutExpired([sys.executable, "-m", "imgret", *args], timeout)
+        return Child(code, out.read_bytes().decode("utf-8", "replace"), err.read_bytes().decode("utf-8", "replace"))
+
+    def parent_errors(self) -> str:
+        try:
+            return (self.folder / "parent.err").read_text(errors="replace")
+        except OSError:  # the parent removes its folder when it ends
+            return "(its error output is gone with it)"
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+            self.proc = None
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
+
+_PREFORK = Prefork()
 
 
 def start_imgret(*args, env: dict[str, str] | None = None, **kw) -> subprocess.Popen:

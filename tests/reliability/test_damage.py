@@ -22,13 +22,27 @@ from imgret.runtime import vectors
 from imgret.runtime.catalogue import RECOVERY
 
 
-@pytest.fixture
-def library(imgret, tmp_path, fake_model):
-    photos = tmp_path / "photos"
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, fake_model):
+    """40 pictures and a library of them, built once per module; the tests only read the pictures."""
+    from imgret.cli import cli
+    from imgret.cli.errors import run_cli
+
+    base = tmp_path_factory.mktemp("damage")
+    photos = base / "photos"
     write_scenes(photos, 40)
+    assert run_cli(cli, ["index", str(photos), "--library", str(base / "lib"), "--model", str(fake_model),
+                         "--no-progress"]) == 0
+    return photos, base / "lib"
+
+
+@pytest.fixture
+def library(indexed, tmp_path):
+    """The shared pictures and a fresh copy of their library (its rows name the pictures by absolute
+    path, so the copy is the same library)."""
+    photos, pristine = indexed
     lib = tmp_path / "lib"
-    r = imgret("index", photos, "--library", lib, "--model", fake_model)
-    assert r.code == 0, r.stderr
+    shutil.copytree(pristine, lib)
     return photos, lib
 
 

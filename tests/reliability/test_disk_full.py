@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import errno
 import os
-import resource
-import signal
 
 import numpy as np
 import pytest
 from fakes import scene, write_scenes
-from harness import child_env, ok_vectors, run_imgret, snapshot
+from harness import child_env, ok_vectors, run_imgret, run_imgret_with_file_limit, snapshot
 
 from imgret.runtime.library import Library
 
@@ -27,21 +25,13 @@ def folders(tmp_path_factory):
     return base
 
 
-def _limit(nbytes: int):
-    def apply():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
-
-    return apply
-
-
 @pytest.mark.parametrize("limit", [40_000, 120_000, 200_000])
 def test_disk_full_while_indexing_keeps_the_library_and_says_so(folders, tmp_path, fake_model, limit):
     lib = tmp_path / "lib"
     first = run_imgret("index", folders / "first", "--library", lib, "--model", fake_model, "--workers", "0")
     assert first.code == 0, first.stderr
     before = snapshot(lib)
-    full = run_imgret("index", folders / "more", "--library", lib, "--workers", "0", preexec_fn=_limit(limit))
+    full = run_imgret_with_file_limit("index", folders / "more", "--library", lib, "--workers", "0", limit=limit)
     assert full.code == 1, full.stderr
     assert "Traceback" not in full.stderr
     lines = full.stderr.strip().splitlines()

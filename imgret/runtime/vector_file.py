@@ -36,8 +36,10 @@ class VectorFile:
     counting stand-in to prove what is (not) read or written.
     """
 
-    def __init__(self, catalogue: Catalogue, folder: str, dim: int, metric: str, io=vectors) -> None:
+    def __init__(self, catalogue: Catalogue, folder: str, dim: int, metric: str, io=vectors,
+                 dtype: str = vectors.DEFAULT_DTYPE) -> None:
         self.catalogue, self.folder, self.dim, self.metric, self.io = catalogue, folder, dim, metric, io
+        self.dtype = dtype  # how the vector file stores them (the library's, from the catalogue)
         self.full_check = False  # set after an unclean shutdown: check the whole file once
         self._searchable: vectors.Searchable | None = None
         catalogue.vector_store = self.settled_vector
@@ -94,7 +96,8 @@ class VectorFile:
         legacy_fresh = self.catalogue.format == 1 and settled is not None
         keys, overlay = set(), None
         if not legacy_fresh:  # format 1 keeps every vector in the catalogue: "pending" means all
-            overlay = vectors.new_index(self.dim, self.metric)
+            # Stored as the file stores them, so a pending vector's distances are those it will have there.
+            overlay = vectors.new_index(self.dim, self.metric, self.dtype)
             for k, v in self.catalogue.pending(self.dim):
                 overlay.add(k, v)
                 keys.update(int(x) for x in k)
@@ -118,7 +121,7 @@ class VectorFile:
         index = self.searchable().settled
         if index is None or key not in index:
             return None
-        return np.asarray(index.get(key), dtype=np.float32).reshape(-1).copy()
+        return vectors.stored_vectors(index, key).reshape(-1).copy()
 
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Keys and vectors of every picture in the library, in key order: those the file holds and
@@ -130,7 +133,7 @@ class VectorFile:
             keys = self.catalogue.settled_keys()
             if len(keys):
                 keys_parts.append(keys)
-                vec_parts.append(np.asarray(settled.get(keys), dtype=np.float32).reshape(len(keys), self.dim))
+                vec_parts.append(vectors.stored_vectors(settled, keys).reshape(len(keys), self.dim))
             settled.reset()
         for keys, vecs in self.catalogue.pending(self.dim):
             keys_parts.append(keys)

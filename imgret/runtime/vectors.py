@@ -82,6 +82,11 @@ def stored_vectors(index, keys) -> np.ndarray:
     return np.asarray(index.get(keys, dtype=np.float32), dtype=np.float32)
 
 
+def index_dtype(index) -> str:
+    """The vector type a usearch index stores, as imgret names it (``f32``, ``f16``, ``i8``)."""
+    return index.dtype.name.lower()
+
+
 def build(keys: np.ndarray, vectors: np.ndarray, metric: str, dtype: str = DEFAULT_DTYPE):
     """Create an in-memory usearch index from keys and float32 vectors, storing ``dtype``."""
     index = new_index(vectors.shape[1], metric, dtype)

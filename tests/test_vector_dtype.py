@@ -118,3 +118,16 @@ def test_check_finds_a_file_of_another_type_than_the_catalogue_records(imgret, p
         db.execute("UPDATE meta SET value = 'f32' WHERE key = 'vector_dtype'")
     checked = imgret("check", "--library", lib)
     assert checked.code == 1 and "stores f16 vectors, the catalogue records f32" in checked.stderr
+
+
+@pytest.mark.parametrize("dtype", SMALL)
+def test_an_updated_vector_file_keeps_the_library_type(tmp_path, fake_model, dtype):
+    paths, lib_dir = _library(tmp_path, fake_model, dtype)
+    added = write_scenes(tmp_path / "p", 3, start=len(paths))
+    with Library.open_writable(lib_dir) as lib:
+        lib.index(tmp_path / "p")
+        assert lib.catalogue.pending_count() == 0  # the file was rewritten with them ("updated")
+    assert _file_dtype(lib_dir) == dtype
+    with Library.open(lib_dir) as lib:
+        for path in added:
+            assert lib.query([path], 1, include_self=True, fold=False)[0].hits[0].path == str(path)

@@ -17,7 +17,7 @@ from imgret.runtime.modelinfo import ModelInfo
 
 
 def make_thumbnail_model(path: Path, *, size: int = 32, grid: int = 4, model_id: str = "fake-thumb",
-                         nan: bool = False, dup_threshold: float | None = None) -> Path:
+                         nan: bool = False, dup_threshold: float | None = None, metric: str = "cosine") -> Path:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -47,7 +47,7 @@ def make_thumbnail_model(path: Path, *, size: int = 32, grid: int = 4, model_id:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    info = ModelInfo(model_id=model_id, input_size=size, embedding_dim=dim, metric="cosine",
+    info = ModelInfo(model_id=model_id, input_size=size, embedding_dim=dim, metric=metric,
                      l2_normalised=True, arch="thumbnail", dup_threshold=dup_threshold)
     for key, value in info.to_metadata().items():
         entry = model.metadata_props.add()

@@ -26,6 +26,10 @@ from imgret.runtime.progress import Progress
 @library_option
 @model_option
 @click.option("--rebuild", is_flag=True, help="Forget everything and re-embed with the (new) model.")
+@click.option("--dtype", type=click.Choice(["f32", "f16", "i8"]), default=None,
+              help="How a new library stores vectors: f32 (default), f16 (0.6x the vector file, recall@10 "
+                   "~0.999 of exact) or i8 (0.4x, recall ~0.92; cosine models only). Fixed when the library "
+                   "is made: another one needs --rebuild.")
 @click.option("--workers", type=click.IntRange(0, 256), default=None,
               help="Decoding processes (default: the CPU cores; 0 or 1: decode in this process).")
 @click.option("--cluster", metavar="ADDRESS", default=None,
@@ -34,7 +38,7 @@ from imgret.runtime.progress import Progress
 @click.option("--follow-links", is_flag=True, help="Also follow symbolic links that point outside the folder.")
 @click.option("--verbose", "-v", is_flag=True, help="List every skipped and passed-over file under its reason.")
 @progress_option
-def index_command(folders, library, model, rebuild, workers, cluster, follow_links, verbose, progress):  # noqa: PLR0913 - one parameter per CLI option
+def index_command(folders, library, model, rebuild, dtype, workers, cluster, follow_links, verbose, progress):  # noqa: PLR0913 - one parameter per CLI option
     """Add the pictures in FOLDERS to the library, embedding only what is new or changed.
 
     The first run embeds everything; later runs embed only new or modified files, reuse vectors of
@@ -48,13 +52,15 @@ def index_command(folders, library, model, rebuild, workers, cluster, follow_lin
       imgret index ~/Pictures
       imgret index ./photos --library ./photos.imgret --model my-encoder.onnx
       imgret index /mnt/photos --cluster tcp://scheduler:8786
+      imgret index /mnt/archive --library ./archive.imgret --dtype f16
     """
     from imgret.runtime.batching import encoder_threads
     from imgret.runtime.cluster import open_cluster
     from imgret.runtime.library import Library
 
     threads = None if cluster else encoder_threads(workers)
-    with Library.open_writable(library_folder(library), model=model, rebuild=rebuild, threads=threads) as lib, \
+    with Library.open_writable(library_folder(library), model=model, rebuild=rebuild, threads=threads,
+                               dtype=dtype) as lib, \
             open_cluster(cluster) as remote:
         source = remote.for_encoder(lib.encoder) if remote else None
         for folder in folders:
@@ -203,7 +209,7 @@ def info_command(library, as_json):
     reasons = ", ".join(f"{k}: {v}" for k, v in info["skip_reasons"].items())
     click.echo(f"skipped:    {info['skipped']}" + (f" ({reasons})" if reasons else ""))
     click.echo(f"catalogue:  {info['catalogue_bytes'] / 1e6:.2f} MB")
-    click.echo(f"index file: {info['index_bytes'] / 1e6:.2f} MB" + ("" if info["index_fresh"] else " (stale; rebuilt on next index)"))
+    click.echo(f"index file: {info['index_bytes'] / 1e6:.2f} MB, {info['vector_dtype']} vectors" + ("" if info["index_fresh"] else " (stale; rebuilt on next index)"))
     click.echo(f"updated:    {when}")
 
 

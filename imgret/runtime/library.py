@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from imgret.errors import LibraryError, ModelError, ModelMismatchError
-from imgret.runtime import atomic, copies, search
+from imgret.runtime import atomic, copies, search, vectors
 from imgret.runtime.catalogue import CATALOGUE_FORMAT, Catalogue, damaged
 from imgret.runtime.encoder import Encoder
 from imgret.runtime.location import default_library_dir
 from imgret.runtime.lock import WriterLock
 from imgret.runtime.modelinfo import RESIZE_RULE
 from imgret.runtime.results import Hit, IndexReport, QueryResult
-from imgret.runtime.vector_file import VectorFile
+from imgret.runtime.vector_file import DTYPE_KEY, VectorFile, stored_dtype
 
 if TYPE_CHECKING:
     from imgret.runtime.indexer import Indexer
@@ -90,12 +90,14 @@ class Library:
 
     @classmethod
     def open_writable(cls, folder: PathLike | None = None, *, model: PathLike | None = None,
-                      rebuild: bool = False, threads: int | None = None) -> Library:
+                      rebuild: bool = False, threads: int | None = None, dtype: str | None = None) -> Library:
         """Open a library for writing, creating the folder if missing, and hold its writer lock.
 
         A format-1 library is upgraded in place first (one transaction). ``rebuild`` forgets every
         picture and starts over with ``model``; otherwise a library built with another model is refused
         with :class:`~imgret.errors.ModelMismatchError`. A custom model is copied into the library.
+        ``dtype`` (``f32``, ``f16``, ``i8``; default ``f32``) is how a new library's vector file stores
+        vectors; an existing library keeps its own, and another one is refused unless ``rebuild``.
         """
         folder = library_folder(folder)
         cat_path = folder / CATALOGUE_FILE
@@ -116,8 +118,10 @@ class Library:
             encoder = encoder or _writer_encoder(folder, recorded, given, threads, rebuild=rebuild)
             if "model_fingerprint" in recorded and not rebuild:
                 _check_same_model(folder, recorded, encoder)
+                _check_same_dtype(folder, recorded, dtype)
             else:
-                _record_model(catalogue, recorded, encoder, forget=rebuild)
+                _record_model(catalogue, recorded, encoder, forget=rebuild,
+                              dtype=dtype or stored_dtype(recorded))
             _keep_model(folder, catalogue, encoder)
             unclean = catalogue.get_meta("writer") == "open"
             catalogue.set_meta(writer="open")
@@ -265,6 +269,7 @@ def _info(folder: Path, catalogue: Catalogue) -> dict[str, object]:
         "model_file": meta.get("model_file"),
         "metric": meta.get("metric"),
         "embedding_dim": int(meta.get("embedding_dim", 0)),
+        "vector_dtype": stored_dtype(meta),
         "input_size": int(meta.get("input_size", 0)),
         "folders": catalogue.root_folders(),
         "pictures": counts.get("ok", 0),
@@ -406,8 +411,25 @@ def _check_same_model(folder: Path, recorded: dict[str, str], encoder: Encoder) 
         )
 
 
-def _record_model(catalogue: Catalogue, recorded: dict[str, str], encoder: Encoder, *, forget: bool) -> None:
-    """Tie a new (or, with ``forget``, an emptied) library to ``encoder``."""
+def _check_same_dtype(folder: Path, recorded: dict[str, str], dtype: str | None) -> None:
+    """Refuse another vector type than the library's: its file holds every settled vector in its own
+    type, and converting down (f32 to f16) would be possible but up (i8 to f32) never exact, so a
+    change means embedding every picture again, which ``--rebuild`` does."""
+    have = stored_dtype(recorded)
+    if dtype is not None and dtype != have:
+        raise LibraryError(
+            f"library {folder} stores its vectors as {have}; --dtype {dtype} is chosen when a library is "
+            f"made. Use `imgret index --rebuild --dtype {dtype}` to embed every picture again into {dtype}, "
+            "or another --library"
+        )
+
+
+def _record_model(catalogue: Catalogue, recorded: dict[str, str], encoder: Encoder, *, forget: bool,
+                  dtype: str) -> None:
+    """Tie a new (or, with ``forget``, an emptied) library to ``encoder`` and its vectors to ``dtype``."""
+    problem = vectors.dtype_problem(dtype, encoder.metric)
+    if problem:
+        raise LibraryError(f"cannot store this library's vectors as {dtype}: {problem}")
     if forget and "model_fingerprint" in recorded:  # --rebuild: start over with the new model
         catalogue.forget_all()
     catalogue.drop_meta("model_file")  # _keep_model records the copy of a custom model again
@@ -416,6 +438,7 @@ def _record_model(catalogue: Catalogue, recorded: dict[str, str], encoder: Encod
         format_version=CATALOGUE_FORMAT, model_ref=encoder.name, model_id=info.model_id,
         model_fingerprint=encoder.fingerprint, input_size=info.input_size, resize=RESIZE_RULE,
         embedding_dim=info.embedding_dim, metric=info.metric, created=recorded.get("created", time.time()),
+        **{DTYPE_KEY: dtype},
     )
     catalogue.dirty = True  # a new model is a change readers must see
     catalogue.commit()

@@ -68,6 +68,9 @@ def _vector_problems(folder: Path, catalogue: Catalogue, meta: dict[str, str]) -
         index = vectors.open_view(vector_file.path(name), saved, vector_file.dim)
     except vectors.IndexDamaged as exc:
         return [f"the vector file {name} is damaged ({exc}); {fix}"]
+    want = vector_file.dtype
+    if vectors.index_dtype(index) != want:
+        return [f"the vector file {name} stores {vectors.index_dtype(index)} vectors, the catalogue records {want}; {fix}"]
     if catalogue.format == 1:
         return []
     missing = np.setdiff1d(catalogue.settled_keys(), np.asarray(index.keys, dtype=np.uint64))

@@ -27,6 +27,13 @@ PENDING_SHARE = 50  # ... or one in this many of the file's vectors, whichever i
 INDEX_META = ("index_file", "index_count", "index_sha256", "index_size", "index_sample", "index_dead",
               "index_generation")
 LEGACY_FILE = "vectors.usearch"  # format 1
+DTYPE_KEY = "vector_dtype"  # catalogue meta: the library's vector type, fixed when it is made
+
+
+def stored_dtype(meta: dict[str, str]) -> str:
+    """How a library's vector file stores vectors, from its catalogue's meta (made before the
+    choice existed: f32)."""
+    return meta.get(DTYPE_KEY, vectors.DEFAULT_DTYPE)
 
 
 class VectorFile:
@@ -38,6 +45,7 @@ class VectorFile:
 
     def __init__(self, catalogue: Catalogue, folder: str, dim: int, metric: str, io=vectors) -> None:
         self.catalogue, self.folder, self.dim, self.metric, self.io = catalogue, folder, dim, metric, io
+        self.dtype = stored_dtype(catalogue.meta())  # how this library's vector file stores vectors
         self.full_check = False  # set after an unclean shutdown: check the whole file once
         self._searchable: vectors.Searchable | None = None
         catalogue.vector_store = self.settled_vector
@@ -94,7 +102,8 @@ class VectorFile:
         legacy_fresh = self.catalogue.format == 1 and settled is not None
         keys, overlay = set(), None
         if not legacy_fresh:  # format 1 keeps every vector in the catalogue: "pending" means all
-            overlay = vectors.new_index(self.dim, self.metric)
+            # Stored as the file stores them, so a pending vector's distances are those it will have there.
+            overlay = vectors.new_index(self.dim, self.metric, self.dtype)
             for k, v in self.catalogue.pending(self.dim):
                 overlay.add(k, v)
                 keys.update(int(x) for x in k)
@@ -118,7 +127,7 @@ class VectorFile:
         index = self.searchable().settled
         if index is None or key not in index:
             return None
-        return np.asarray(index.get(key), dtype=np.float32).reshape(-1).copy()
+        return vectors.stored_vectors(index, key).reshape(-1).copy()
 
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Keys and vectors of every picture in the library, in key order: those the file holds and
@@ -130,7 +139,7 @@ class VectorFile:
             keys = self.catalogue.settled_keys()
             if len(keys):
                 keys_parts.append(keys)
-                vec_parts.append(np.asarray(settled.get(keys), dtype=np.float32).reshape(len(keys), self.dim))
+                vec_parts.append(vectors.stored_vectors(settled, keys).reshape(len(keys), self.dim))
             settled.reset()
         for keys, vecs in self.catalogue.pending(self.dim):
             keys_parts.append(keys)
@@ -179,7 +188,7 @@ class VectorFile:
         self.forget()
         index = self._base(rec)
         outcome = "rebuilt" if index is None else "updated"
-        index = index if index is not None else vectors.new_index(self.dim, self.metric)
+        index = index if index is not None else vectors.new_index(self.dim, self.metric, self.dtype)
         have = np.asarray(index.keys, dtype=np.uint64)
         keep = self.catalogue.settled_keys()
         stale = np.setdiff1d(have, keep, assume_unique=True)  # removed, or updated (now pending)
@@ -188,7 +197,8 @@ class VectorFile:
         lost = np.setdiff1d(keep, have, assume_unique=True)
         if len(lost):  # settled rows with no vector anywhere: embed again on the next run
             self.catalogue.mark_unembedded(lost)
-        for keys, vecs in self.catalogue.pending(self.dim):
+        del have, keep, stale, lost  # 8 bytes a picture each: not held through the build
+        for keys, vecs in self.catalogue.pending(self.dim):  # chunks: never all pending vectors at once
             index.add(keys, vecs)
         self._save(index)
         return outcome
@@ -207,6 +217,9 @@ class VectorFile:
         serial = int(self.catalogue.get_meta("index_serial", "0")) + 1
         name = f"vectors-{serial}.usearch"
         saved = self.io.save(index, self.path(name))
+        # The index is as big as the file: free it before the catalogue clears the pending rows
+        # (a transaction as big as they were), so the two never add up in this process's peak.
+        index.reset()
         self.catalogue.set_meta(
             index_file=name, index_count=saved.count, index_sha256=saved.sha256, index_size=saved.size,
             index_sample=saved.sample, index_dead=0, index_serial=serial,

@@ -24,7 +24,12 @@ from imgret.runtime import atomic
 EXACT_SEARCH_LIMIT = 2_000
 # HNSW search breadth: recall@10 against exact search 0.9995 at 100k (0.9955 at 64), same place.
 EXPANSION_SEARCH = 128
-VECTOR_DTYPE = "f32"  # pinned: what is stored is what the encoder gave
+# How the vector file stores vectors, chosen per library when it is made (catalogue meta
+# ``vector_dtype``; absent: f32). f32 keeps what the encoder gave; f16 and i8 trade recall for size
+# (benchmarks/README.md, "Smaller vector types"). usearch normalises before it quantises to i8, so i8
+# keeps directions only: offered for cosine models alone.
+VECTOR_DTYPES = ("f32", "f16", "i8")
+DEFAULT_DTYPE = "f32"
 USEARCH_METRIC = {"cosine": "cos", "l2": "l2sq"}
 SAMPLE_BYTES = 1 << 20
 FULL_CHECK_BYTES = 16 << 20  # ~25,000 pictures at 128-d: whole-file SHA-256 costs a reader ~10 ms
@@ -57,16 +62,36 @@ def usearch_index_class():
     return Index
 
 
-def new_index(dim: int, metric: str):
-    """An empty in-memory usearch index with imgret's pinned settings."""
+def dtype_problem(dtype: str, metric: str) -> str | None:
+    """Why vectors of a ``metric`` model cannot be stored as ``dtype``, or ``None`` when they can."""
+    if dtype not in VECTOR_DTYPES:
+        return f"unknown vector type {dtype!r}; choose one of {', '.join(VECTOR_DTYPES)}"
+    if dtype == "i8" and metric != "cosine":
+        return f"i8 keeps only the direction of a vector, so it suits cosine models; this model's metric is {metric}"
+    return None
+
+
+def new_index(dim: int, metric: str, dtype: str = DEFAULT_DTYPE):
+    """An empty in-memory usearch index with imgret's pinned settings, storing ``dtype`` vectors."""
     Index = usearch_index_class()  # noqa: N806 - a class
 
-    return Index(ndim=dim, metric=USEARCH_METRIC[metric], dtype=VECTOR_DTYPE, expansion_search=EXPANSION_SEARCH)
+    return Index(ndim=dim, metric=USEARCH_METRIC[metric], dtype=dtype, expansion_search=EXPANSION_SEARCH)
 
 
-def build(keys: np.ndarray, vectors: np.ndarray, metric: str):
-    """Create an in-memory usearch index from keys and float32 vectors."""
-    index = new_index(vectors.shape[1], metric)
+def stored_vectors(index, keys) -> np.ndarray:
+    """The vectors of ``keys`` as float32, whatever the index stores (``get`` alone would give f16 or
+    int8 codes: i8 as the unit vector times 127)."""
+    return np.asarray(index.get(keys, dtype=np.float32), dtype=np.float32)
+
+
+def index_dtype(index) -> str:
+    """The vector type a usearch index stores, as imgret names it (``f32``, ``f16``, ``i8``)."""
+    return index.dtype.name.lower()
+
+
+def build(keys: np.ndarray, vectors: np.ndarray, metric: str, dtype: str = DEFAULT_DTYPE):
+    """Create an in-memory usearch index from keys and float32 vectors, storing ``dtype``."""
+    index = new_index(vectors.shape[1], metric, dtype)
     if len(keys):
         index.add(np.asarray(keys, dtype=np.uint64), np.ascontiguousarray(vectors, dtype=np.float32))
     return index

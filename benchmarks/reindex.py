@@ -44,21 +44,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scale import write_pictures  # noqa: E402 - the same generated JPEGs as the cached libraries
+from scale import WALK, write_pictures  # noqa: E402 - the same generated JPEGs and bare walk as scale.py
 
 PY = sys.executable
-WALK = """
-import os, sys, time
-def walk(d):
-    n = 0
-    with os.scandir(d) as it:
-        for e in it:
-            if e.is_dir(follow_symlinks=False):
-                n += walk(e.path)
-            else:
-                os.stat(e.path); n += 1
-    return n
-"""
 BARE = WALK + "t = time.perf_counter(); walk(sys.argv[1]); print(time.perf_counter() - t)"
 IN_RUN = WALK + """
 from imgret.runtime.library import Library

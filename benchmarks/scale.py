@@ -174,14 +174,14 @@ def walk(d):
             else:
                 os.stat(e.path); n += 1
     return n
-t = time.perf_counter(); n = walk(sys.argv[1]); print(n, time.perf_counter() - t)
 """
+WALK_RUN = WALK + "t = time.perf_counter(); n = walk(sys.argv[1]); print(n, time.perf_counter() - t)\n"
 
 
 def bare_walk(pics: Path) -> tuple[float, float]:
     """(process wall seconds, in-process walk seconds) of a bare os.scandir + os.stat walk."""
     t = time.perf_counter()
-    out = subprocess.run([PY, "-c", WALK, str(pics)], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run([PY, "-c", WALK_RUN, str(pics)], capture_output=True, text=True, check=True).stdout.split()
     return time.perf_counter() - t, float(out[1])
 
 

@@ -11,6 +11,11 @@ from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+# With PYTHONDONTWRITEBYTECODE set (as on the shared test machine) every xdist worker of every run would
+# recompile imgret and re-rewrite every test module: about 4 s of start-up per worker. The caches go to
+# the git-ignored __pycache__ folders; child processes keep whatever their environment says.
+sys.dont_write_bytecode = False
+
 from fakes import make_thumbnail_model, write_scenes  # noqa: E402
 
 

@@ -59,6 +59,16 @@ def photos(tmp_path) -> Path:
     return folder
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, which may not be installed
+def pytest_xdist_make_scheduler(config, log):
+    """Under ``--dist loadscope`` (pyproject's addopts) split the suite as :mod:`xdist_schedule` says."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist_schedule import LongFirstScheduling
+
+    return LongFirstScheduling(config, log)
+
+
 @dataclass
 class Outcome:
     code: int

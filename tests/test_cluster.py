@@ -153,12 +153,15 @@ def _killing_source(inner, client, *, after: int):
     return source
 
 
-def test_a_worker_killed_mid_run_loses_no_picture(tmp_path, plain, monkeypatch):
+def test_a_worker_killed_mid_run_loses_no_picture(tmp_path, plain, monkeypatch, cluster):
+    """On the module's cluster (its last user, as the killed worker's nanny starts a new one, and a
+    cluster start is about 2 s of CPU): both workers are up when the run starts, one dies mid-run."""
     pics, reference = plain
     monkeypatch.setenv("IMGRET_COMMIT_EVERY", "8")
-    with open_cluster("local:2") as remote, Library.open_writable(tmp_path / "cl") as lib:
-        remote.chunk = 4  # many small tasks, so the killed worker surely holds some
-        lib.index(pics, source=_killing_source(remote.for_encoder(lib.encoder), remote.client, after=10))
+    monkeypatch.setattr(cluster, "chunk", 4)  # many small tasks, so the killed worker surely holds some
+    assert len(cluster.client.run(os.getpid)) == 2
+    with Library.open_writable(tmp_path / "cl") as lib:
+        lib.index(pics, source=_killing_source(cluster.for_encoder(lib.encoder), cluster.client, after=10))
     _assert_same_library(reference, tmp_path / "cl")
 
 

@@ -6,6 +6,7 @@ with a plain single-machine build of the same pictures, vector for vector.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -153,12 +154,15 @@ def _killing_source(inner, client, *, after: int):
     return source
 
 
-def test_a_worker_killed_mid_run_loses_no_picture(tmp_path, plain, monkeypatch):
+def test_a_worker_killed_mid_run_loses_no_picture(tmp_path, plain, monkeypatch, cluster):
+    """On the module's cluster (its last user, as the killed worker's nanny starts a new one, and a
+    cluster start is about 2 s of CPU): both workers are up when the run starts, one dies mid-run."""
     pics, reference = plain
     monkeypatch.setenv("IMGRET_COMMIT_EVERY", "8")
-    with open_cluster("local:2") as remote, Library.open_writable(tmp_path / "cl") as lib:
-        remote.chunk = 4  # many small tasks, so the killed worker surely holds some
-        lib.index(pics, source=_killing_source(remote.for_encoder(lib.encoder), remote.client, after=10))
+    monkeypatch.setattr(cluster, "chunk", 4)  # many small tasks, so the killed worker surely holds some
+    assert len(cluster.client.run(os.getpid)) == 2
+    with Library.open_writable(tmp_path / "cl") as lib:
+        lib.index(pics, source=_killing_source(cluster.for_encoder(lib.encoder), cluster.client, after=10))
     _assert_same_library(reference, tmp_path / "cl")
 
 
@@ -170,6 +174,7 @@ def test_a_lost_scheduler_ends_the_run_in_one_line_and_keeps_committed_work(tmp_
     with open_cluster("local:2") as remote, Library.open_writable(tmp_path / "cl") as lib:
         remote.chunk = 4
         inner = remote.for_encoder(lib.encoder)
+        local, pids = remote.client.cluster, list(remote.client.run(os.getpid).values())
 
         def source(paths, size):
             for done, prep in enumerate(inner(paths, size)):
@@ -180,6 +185,7 @@ def test_a_lost_scheduler_ends_the_run_in_one_line_and_keeps_committed_work(tmp_
         with pytest.raises(ClusterError) as caught:
             lib.index(pics, source=source)
     assert "lost the dask scheduler" in str(caught.value) and "\n" not in str(caught.value)
+    _forget_headless(local, pids)
     with Library.open(tmp_path / "cl") as lib:
         kept = len(lib)
     assert 16 <= kept < 76  # the batches committed before the loss are kept
@@ -188,9 +194,19 @@ def test_a_lost_scheduler_ends_the_run_in_one_line_and_keeps_committed_work(tmp_
     _assert_same_library(reference, tmp_path / "cl")
 
 
+def _forget_headless(local, pids) -> None:
+    """End the workers of a cluster whose scheduler is gone, and keep distributed's exit hook from
+    closing it again: that close waits out its 10 s timeout, which under xdist idles a worker 10 s."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    local.shutdown_on_close = False
+
+
 def test_the_cli_indexes_through_a_local_cluster(tmp_path, imgret, plain, fake_model):
     pics, _ = plain
-    out = imgret("index", pics, "--cluster", "local:2", "--model", fake_model, "-l", tmp_path / "cl")
+    # One worker is enough to show the CLI routes through a cluster; the two-worker builds are above.
+    out = imgret("index", pics, "--cluster", "local:1", "--model", fake_model, "-l", tmp_path / "cl")
     assert out.code == 0, out.stderr
     assert "76 added" in out.stderr
 

@@ -80,6 +80,8 @@ class Browser:
             self.buffer += chunk
 
     def open(self, url: str) -> None:
+        """Open ``url`` in a new tab and make it the page spoken to; events of earlier tabs are dropped."""
+        self.session, self.events = None, []
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log"):
@@ -94,6 +96,8 @@ class Browser:
         """Console errors, uncaught exceptions and browser log errors (CSP violations, failed loads)."""
         out = []
         for e in self.events:
+            if e.get("sessionId") != self.session:  # another tab's (the browser is shared by the module)
+                continue
             p = e.get("params", {})
             if e["method"] == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
                 out.append(json.dumps(p.get("args")))
@@ -118,6 +122,14 @@ class Browser:
         os.close(self.resp_r)
 
 
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """One Chromium for the module (each start costs about a second of CPU); each page gets its own tab."""
+    shared = Browser(tmp_path_factory.mktemp("profile"))
+    yield shared
+    shared.close()
+
+
 def picture(path: Path, colour: tuple[int, int, int], size: tuple[int, int], fmt: str) -> Path:
     img = Image.new("RGB", size, colour)
     draw = ImageDraw.Draw(img)
@@ -126,7 +138,7 @@ def picture(path: Path, colour: tuple[int, int, int], size: tuple[int, int], fmt
     return path
 
 
-def test_dups_and_query_page_load_cleanly_in_chromium(tmp_path):
+def test_dups_and_query_page_load_cleanly_in_chromium(tmp_path, browser):
     pics = tmp_path / "pictures"
     pics.mkdir()
     colours = [(200, 40, 40), (40, 140, 60), (40, 70, 190)]
@@ -144,15 +156,7 @@ def test_dups_and_query_page_load_cleanly_in_chromium(tmp_path):
                 query_section([(files[0], [(files[3], 0.21), (files[6], 0.34)])])]
     page = write_page(tmp_path / "page", "imgret dups: 3 groups", sections)
 
-    browser = Browser(tmp_path / "profile")
-    try:
-        browser.open(page.as_uri())
-        images = browser.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
-        shot = base64.b64decode(browser.send("Page.captureScreenshot", {"format": "png"})["data"])
-        errors = browser.errors()
-    finally:
-        browser.close()
-
+    images, errors, shot = look_at(browser, page)
     assert len(images) == 12
     assert_clean(images, errors, shot)
 
@@ -165,19 +169,15 @@ def assert_clean(images, errors, shot) -> None:
     assert grey.shape[0] > 100 and grey.std() > 20, "the screenshot is blank"
 
 
-def look_at(page: Path, profile: Path) -> tuple[list, list, bytes]:
+def look_at(browser: Browser, page: Path) -> tuple[list, list, bytes]:
     """Open ``page`` from file://; its images' (complete, naturalWidth), its errors, a PNG screenshot."""
-    browser = Browser(profile)
-    try:
-        browser.open(page.as_uri())
-        images = browser.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
-        shot = base64.b64decode(browser.send("Page.captureScreenshot", {"format": "png"})["data"])
-        return images, browser.errors(), shot
-    finally:
-        browser.close()
+    browser.open(page.as_uri())
+    images = browser.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+    shot = base64.b64decode(browser.send("Page.captureScreenshot", {"format": "png"})["data"])
+    return images, browser.errors(), shot
 
 
-def test_pages_written_by_imgret_dups_and_query_load_cleanly(imgret, tmp_path):
+def test_pages_written_by_imgret_dups_and_query_load_cleanly(imgret, tmp_path, browser):
     """The pages the commands write, from a library of real copies: the README's screenshot of a dups
     page is this test's (``IMGRET_PAGE_SCREENSHOT=docs/dups-page.png``)."""
     from copies_fixture import write_collection
@@ -188,11 +188,11 @@ def test_pages_written_by_imgret_dups_and_query_load_cleanly(imgret, tmp_path):
     query = imgret("query", tmp_path / "photos" / "p1.png", tmp_path / "photos" / "p5.png", "-N", "4",
                    "--html", tmp_path / "query")
     assert query.code == 0, query.stderr
-    images, errors, shot = look_at(tmp_path / "dups" / "index.html", tmp_path / "profile1")
+    images, errors, shot = look_at(browser, tmp_path / "dups" / "index.html")
     assert len(images) == 11
     assert_clean(images, errors, shot)
     if os.environ.get("IMGRET_PAGE_SCREENSHOT"):
         Path(os.environ["IMGRET_PAGE_SCREENSHOT"]).write_bytes(shot)
-    images, errors, shot = look_at(tmp_path / "query" / "index.html", tmp_path / "profile2")
+    images, errors, shot = look_at(browser, tmp_path / "query" / "index.html")
     assert len(images) == 10
     assert_clean(images, errors, shot)

@@ -314,10 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(DEFAULT_DIR), help="where the set is generated and cached")
     parser.add_argument("--seed", type=int, default=0, help="set generation seed")
     parser.add_argument("--distractors", type=int, default=1200)
-    parser.add_argument("--model", action="append", default=[], metavar="FILE.onnx",
-                        help="also evaluate an imgret ONNX encoder (repeatable)")
-    parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads for --model")
-    parser.add_argument("--no-baselines", action="store_true")
+    photo_source.add_model_arguments(parser)
     parser.add_argument("--json", metavar="FILE", help="write all results as JSON ('-' for stdout)")
     args = parser.parse_args(argv)
 

@@ -197,10 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--packages", default=photo_source.DEFAULT_PACKAGES,
                         help="folder tuxpaint-stamps-default was unpacked into with dpkg -x (holds usr/share)")
     parser.add_argument("--data", default=str(DEFAULT_DIR), help="where the labelled set is written and cached")
-    parser.add_argument("--model", action="append", default=[], metavar="FILE.onnx",
-                        help="also evaluate an imgret ONNX encoder (repeatable)")
-    parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads for --model")
-    parser.add_argument("--no-baselines", action="store_true")
+    photo_source.add_model_arguments(parser)
     parser.add_argument("--json", metavar="FILE", help="write all results as JSON")
     args = parser.parse_args(argv)
 

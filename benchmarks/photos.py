@@ -346,6 +346,14 @@ def make_training_crops(photos: list[Photo], out_dir: str | os.PathLike, n: int,
     return out
 
 
+def add_model_arguments(parser) -> None:
+    """The options both photo benchmarks (neardup.py, photo_classes.py) take for the encoders scored."""
+    parser.add_argument("--model", action="append", default=[], metavar="FILE.onnx",
+                        help="also evaluate an imgret ONNX encoder (repeatable)")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads for --model")
+    parser.add_argument("--no-baselines", action="store_true")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--packages", default=DEFAULT_PACKAGES,
@@ -367,3 +375,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+

@@ -19,6 +19,7 @@ from imgret.cli.options import (
     progress_option,
 )
 from imgret.runtime.progress import Progress
+from imgret.runtime.vectors import VECTOR_DTYPES
 
 
 @click.command("index")
@@ -26,10 +27,10 @@ from imgret.runtime.progress import Progress
 @library_option
 @model_option
 @click.option("--rebuild", is_flag=True, help="Forget everything and re-embed with the (new) model.")
-@click.option("--dtype", type=click.Choice(["f32", "f16", "i8"]), default=None,
+@click.option("--dtype", type=click.Choice(VECTOR_DTYPES), default=None,
               help="How a new library stores vectors: f32 (default), f16 (0.6x the vector file, recall@10 "
-                   "~0.999 of exact) or i8 (0.4x, recall ~0.92; cosine models only). Fixed when the library "
-                   "is made: another one needs --rebuild.")
+                   "~0.999 of exact) or i8 (0.4x, recall ~0.92-0.94; cosine models only). Fixed when the "
+                   "library is made: another one needs --rebuild.")
 @click.option("--workers", type=click.IntRange(0, 256), default=None,
               help="Decoding processes (default: the CPU cores; 0 or 1: decode in this process).")
 @click.option("--cluster", metavar="ADDRESS", default=None,

@@ -290,11 +290,10 @@ def library_folder(folder: PathLike | None) -> Path:
     return Path(folder) if folder is not None else default_library_dir()
 
 
-def _encoder(model: PathLike | None, threads: int | None, checked_fingerprint: str | None = None) -> Encoder:
-    from imgret import models
-
-    ref, path = models.resolve(model)
-    return Encoder(path, threads=threads, name=ref, checked_fingerprint=checked_fingerprint)
+def _encoder(model: PathLike | None, threads: int | None) -> Encoder:
+    """A model named by ``--model`` (or the bundled default), loaded and checked in full."""
+    ref, path = _model_file(model)
+    return Encoder(path, threads=threads, name=ref)
 
 
 def _model_file(model: PathLike) -> tuple[str, Path]:

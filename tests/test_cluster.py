@@ -185,6 +185,8 @@ def test_a_lost_scheduler_ends_the_run_in_one_line_and_keeps_committed_work(tmp_
         with pytest.raises(ClusterError) as caught:
             lib.index(pics, source=source)
     assert "lost the dask scheduler" in str(caught.value) and "\n" not in str(caught.value)
+    # open_cluster gave up on the headless cluster itself, so no exit hook waits on it again.
+    assert local.shutdown_on_close is False
     _forget_headless(local, pids)
     with Library.open(tmp_path / "cl") as lib:
         kept = len(lib)

@@ -73,6 +73,9 @@ def open_cluster(address: str | None) -> Iterator[ClusterSource | None]:
             if local is not None:
                 with contextlib.suppress(Exception):
                     local.close(timeout=CLOSE_SECONDS)
+                # Closed or given up on above: distributed's exit hook would otherwise try again and,
+                # after a lost scheduler, hold the process's exit for another 10 s timeout.
+                local.shutdown_on_close = False
     finally:
         log.setLevel(level)
 

@@ -1,6 +1,6 @@
 """Indexing throughput against the decode-only limit, and peak memory of an index run's process tree.
 
-    python benchmarks/throughput.py [--workers N] [--count-12mp 120] [--count-png 40] [--count-small 600]
+    python benchmarks/throughput.py [--workers N] [--count-12mp 120] [--count-png 80] [--count-small 600]
                                     [--memory-sizes 10000,100000] [--threads T]
 
 Pictures come from ``benchmarks/pictures.py`` (random crops of real photographs, cached). For each
@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--threads", type=int, default=None, help="encoder intra-op threads (default: imgret's)")
     parser.add_argument("--count-12mp", type=int, default=120)
-    parser.add_argument("--count-png", type=int, default=40)
+    parser.add_argument("--count-png", type=int, default=80)  # >= 64: 2 processes (fewer decode in-process)
     parser.add_argument("--count-small", type=int, default=600)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--memory-sizes", default="10000", help="comma-separated picture counts; empty: skip")

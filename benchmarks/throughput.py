@@ -1,6 +1,6 @@
 """Indexing throughput against the decode-only limit, and peak memory of an index run's process tree.
 
-    python benchmarks/throughput.py [--workers N] [--count-12mp 120] [--count-png 40] [--count-small 600]
+    python benchmarks/throughput.py [--workers N] [--count-12mp 120] [--count-png 80] [--count-small 600]
                                     [--memory-sizes 10000,100000] [--threads T]
 
 Pictures come from ``benchmarks/pictures.py`` (random crops of real photographs, cached). For each
@@ -12,8 +12,10 @@ processes, it measures:
 - **indexing**: ``Library.index`` of the same files into a new library with the bundled encoder and
   the same ``--workers`` (scan, decode, embed, commit, vector file);
 
-alternately, ``--repeat`` times each, and prints the best of each and their ratio (the machine is
-shared: the best run is the one least disturbed). Then, for each of ``--memory-sizes``, it runs the real
+alternately, ``--repeat`` times each, and prints the median rate of each, the median of the ratios of
+adjacent pairs (a pair shares the machine's load of the moment) and the CPU each took per picture, in
+this process (scan, embed, commit, vector file) and in the decode workers: CPU per picture depends
+little on the load of a shared machine, while rates do. Then, for each of ``--memory-sizes``, it runs the real
 ``imgret index`` CLI over that many distinct tiny JPEGs and samples the summed RSS of the whole process
 tree (the index process, its decode workers and multiprocessing's resource tracker) every 50 ms.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,31 +38,46 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pictures  # noqa: E402
 
 
-def decode_only(paths: list[str], size: int, workers: int) -> float:
-    """Seconds to read, hash, decode and resize every file with ``workers`` processes."""
+class Run:
+    """Wall seconds and CPU seconds of one measured call: in this process, and in its worker
+    processes (the pool's workers are waited for, so the kernel has added their CPU to ours)."""
+
+    def __init__(self, work) -> None:
+        before, start = os.times(), time.perf_counter()
+        work()
+        after = os.times()
+        self.wall = time.perf_counter() - start
+        self.main_cpu = after.user - before.user + after.system - before.system
+        self.worker_cpu = (after.children_user - before.children_user
+                           + after.children_system - before.children_system)
+
+
+def decode_only(paths: list[str], size: int, workers: int) -> Run:
+    """Read, hash, decode and resize every file with ``workers`` processes, and nothing else."""
     from imgret.runtime.batching import prepared_stream
 
-    start = time.perf_counter()
-    for _ in prepared_stream(paths, size, workers):
-        pass
-    return time.perf_counter() - start
+    def work() -> None:
+        for _ in prepared_stream(paths, size, workers):
+            pass
+
+    return Run(work)
 
 
-def index_once(folder: str, workers: int, threads: int | None) -> float:
-    """Seconds for ``Library.index`` of ``folder`` into a new library, with the encoder threads
-    ``imgret index`` uses (:func:`~imgret.runtime.batching.encoder_threads`) unless ``threads``."""
+def index_once(folder: str, workers: int, threads: int | None) -> Run:
+    """``Library.index`` of ``folder`` into a new library, with the encoder threads ``imgret index``
+    uses (:func:`~imgret.runtime.batching.encoder_threads`) unless ``threads``."""
     from imgret.runtime.batching import encoder_threads
     from imgret.runtime.library import Library
 
     threads = threads or encoder_threads(workers)
     with tempfile.TemporaryDirectory(prefix="imgret-tp-") as lib_dir:
         with Library.open_writable(lib_dir, threads=threads) as lib:
-            start = time.perf_counter()
-            report = lib.index(folder, workers=workers)
-            took = time.perf_counter() - start
+            reports = []
+            run = Run(lambda: reports.append(lib.index(folder, workers=workers)))
+        report = reports[0]
         if report.skipped_count or not report.added:
             raise SystemExit(f"index skipped {report.skipped_count} files: {sorted(report.skipped)}")
-    return took
+    return run
 
 
 def linked_folder(paths: list[str]) -> str:
@@ -71,7 +89,7 @@ def linked_folder(paths: list[str]) -> str:
 
 
 def compare(kind: str, count: int, workers: int, threads: int | None, repeat: int) -> dict:
-    """Best-of-``repeat`` decode-only and indexing rates for ``count`` pictures of ``kind``."""
+    """Decode-only and indexing of ``count`` pictures of ``kind``, alternately, ``repeat`` times each."""
     from imgret.runtime.encoder import Encoder
 
     paths = pictures.pictures(kind, count)
@@ -79,15 +97,21 @@ def compare(kind: str, count: int, workers: int, threads: int | None, repeat: in
     folder = linked_folder(paths)
     try:
         decode_only(paths[: min(len(paths), 40)], size, workers)  # page cache and imports warm
-        decode_s, index_s = [], []
-        for _ in range(repeat):
-            decode_s.append(decode_only(paths, size, workers))
-            index_s.append(index_once(folder, workers, threads))
+        pairs = [(decode_only(paths, size, workers), index_once(folder, workers, threads)) for _ in range(repeat)]
     finally:
         shutil.rmtree(folder)
-    dec, idx = count / min(decode_s), count / min(index_s)
-    return {"kind": kind, "files": count, "decode_fps": dec, "index_fps": idx, "ratio": idx / dec,
-            "decode_runs": decode_s, "index_runs": index_s}
+    dec, idx = [d for d, _ in pairs], [i for _, i in pairs]
+
+    def ms(runs, part):  # median CPU milliseconds per picture
+        return 1000 * statistics.median(getattr(r, part) for r in runs) / count
+
+    return {"kind": kind, "files": count,
+            "decode_fps": count / statistics.median(r.wall for r in dec),
+            "index_fps": count / statistics.median(r.wall for r in idx),
+            "ratio": statistics.median(d.wall / i.wall for d, i in pairs),
+            "pair_ratios": [d.wall / i.wall for d, i in pairs],
+            "decode_cpu_ms": (ms(dec, "main_cpu"), ms(dec, "worker_cpu")),
+            "index_cpu_ms": (ms(idx, "main_cpu"), ms(idx, "worker_cpu"))}
 
 
 def tree_rss(root_pid: int) -> int:
@@ -155,9 +179,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--threads", type=int, default=None, help="encoder intra-op threads (default: imgret's)")
     parser.add_argument("--count-12mp", type=int, default=120)
-    parser.add_argument("--count-png", type=int, default=40)
+    parser.add_argument("--count-png", type=int, default=80)  # >= 64: 2 processes (fewer decode in-process)
     parser.add_argument("--count-small", type=int, default=600)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--memory-sizes", default="10000", help="comma-separated picture counts; empty: skip")
     parser.add_argument("--memory-folder", default=None,
                         help="also index this existing folder of pictures for the memory table")
@@ -166,12 +190,16 @@ def main() -> None:
     only = set(filter(None, args.only.split(",")))
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
           f"--workers {args.workers}, encoder threads {args.threads or 'as imgret index'}")
-    print("| pictures | files | decode-only files/s | index files/s | ratio |")
-    print("|---|---:|---:|---:|---:|")
+    print("| pictures | files | decode-only files/s | index files/s | ratio (pairs) | "
+          "CPU ms/picture decode-only: main + workers | index: main + workers |")
+    print("|---|---:|---:|---:|---|---|---|")
     for kind, count in (("jpeg12mp", args.count_12mp), ("png4k", args.count_png), ("small", args.count_small)):
         if count and (not only or kind in only):
             r = compare(kind, count, args.workers, args.threads, args.repeat)
-            print(f"| {kind} | {count} | {r['decode_fps']:.1f} | {r['index_fps']:.1f} | **{r['ratio']:.2f}x** |",
+            pairs = ", ".join(f"{x:.2f}" for x in r["pair_ratios"])
+            (dm, dw), (im, iw) = r["decode_cpu_ms"], r["index_cpu_ms"]
+            print(f"| {kind} | {count} | {r['decode_fps']:.1f} | {r['index_fps']:.1f} | **{r['ratio']:.2f}x** "
+                  f"({pairs}) | {dm:.2f} + {dw:.2f} = {dm + dw:.2f} | {im:.2f} + {iw:.2f} = {im + iw:.2f} |",
                   flush=True)
     sizes = [int(s) for s in args.memory_sizes.split(",") if s.strip()]
     if (sizes or args.memory_folder) and (not only or "memory" in only):

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +18,7 @@ from fakes import write_scenes
 from PIL import Image
 
 from imgret.runtime import batching, imageio
-from imgret.runtime.batching import in_order_bounded, prepared_stream
+from imgret.runtime.batching import in_order_bounded, meanwhile, prepared_stream
 
 
 class CountingPool:
@@ -55,6 +56,33 @@ def test_in_order_bounded_is_lazy():
     stream = in_order_bounded(pool.submit, range(10_000), window=4, result=pool.result)
     next(stream)
     assert pool.submitted == 4
+
+
+def test_meanwhile_runs_its_work_beside_the_body_and_waits_for_it():
+    """The work runs while the body runs (each waits for the other here: run one after the other,
+    both would time out), and it has finished when the block ends."""
+    work_started, body_ran, done = threading.Event(), threading.Event(), []
+
+    def work():
+        work_started.set()
+        done.append(body_ran.wait(5))
+
+    with meanwhile(work):
+        assert work_started.wait(5)
+        body_ran.set()
+    assert done == [True]
+
+
+def test_meanwhile_drops_the_errors_of_its_work_and_does_nothing_without_work():
+    def work():
+        raise ImportError("no such library")
+
+    ran = []
+    with meanwhile(work):
+        ran.append(1)
+    with meanwhile(None):
+        ran.append(2)
+    assert ran == [1, 2]
 
 
 def test_worker_processes_give_the_same_pictures_in_order(tmp_path):

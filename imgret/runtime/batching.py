@@ -8,12 +8,15 @@ Decoding runs in spawned worker processes while this process embeds and writes. 
 :data:`AHEAD` chunks per worker are submitted ahead of the one being consumed: decoded pictures
 cannot pile up when the encoder or the writer is slower than the decoders (memory stays flat however
 large the folder), and the decoders never wait when it is faster. Workers die with this process
-(:mod:`imgret.runtime.lifeline`), so a killed run leaves no process behind.
+(:mod:`imgret.runtime.lifeline`), so a killed run leaves no process behind. :func:`meanwhile` runs
+what a run needs only after its last picture (e.g. loading the vector file's library) while it embeds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
@@ -81,6 +84,31 @@ def _pooled(paths: list[str], size: int, workers: int) -> Iterator[Prepared]:
                                     window=workers * (1 + AHEAD), result=lambda fut: fut.result())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def meanwhile(work: Callable[[], object] | None) -> Iterator[None]:
+    """Run ``work`` (when given) in a thread while the body runs; joined when the body ends.
+
+    For what the end of a run needs anyway, such as importing usearch to write the vector file
+    (~0.1 s of CPU): at the end of a run it is serial time with one core idle; during the run it
+    shares the CPU with the decoders, and on small pictures that tail was a tenth of the run. Its
+    errors are dropped: whoever needs its result calls it again and gets them then.
+    """
+    if work is None:
+        yield
+        return
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            work()
+
+    thread = threading.Thread(target=run, name="imgret-meanwhile", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
 
 
 def in_order_bounded(submit, items, *, window: int, result) -> Iterator:

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 
 from imgret.errors import LibraryError
-from imgret.runtime.batching import EmbedBatcher, prepared_stream
+from imgret.runtime import vectors
+from imgret.runtime.batching import EmbedBatcher, meanwhile, prepared_stream
 from imgret.runtime.catalogue import Catalogue
 from imgret.runtime.encoder import Encoder
 from imgret.runtime.prepare import Prepared
@@ -139,7 +140,8 @@ class Indexer:
             known = self._known(root_abs)
             todo, unreadable_dirs = self._changed(root_abs, report, follow_outside, known)
         source = source or functools.partial(prepared_stream, workers=workers)
-        self._embed_all(todo, report, progress=progress, source=source)
+        with meanwhile(vectors.usearch_index_class if todo else None):  # needed by refresh(), loaded meanwhile
+            self._embed_all(todo, report, progress=progress, source=source)
         report.removed = self._remove_vanished(known, unreadable_dirs)
         self.faults.at("before-final-commit")
         self._commit()

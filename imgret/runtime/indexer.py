@@ -17,7 +17,7 @@ import gc
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from imgret.runtime.prepare import Prepared
 from imgret.runtime.progress import ProgressCallback
 from imgret.runtime.results import IndexReport
 from imgret.runtime.scan import Found, Scan
+from imgret.runtime.spool import FoundList
 from imgret.runtime.vector_file import VectorFile
 
 COMMIT_EVERY = 256
@@ -39,7 +40,7 @@ COMMIT_SECONDS = 10.0
 RETRY_REASONS = ("missing", "permission-denied", "unreadable")
 # Where prepared files come from: ``source(paths, size)`` yields one Prepared per path, in order. The
 # default decodes in local worker processes; a cluster (imgret.runtime.cluster) decodes and embeds remotely.
-PreparedSource = Callable[[list[str], int], Iterable[Prepared]]
+PreparedSource = Callable[[Sequence[str], int], Iterable[Prepared]]
 
 
 def _env_int(name: str, default: int) -> int:
@@ -140,7 +141,8 @@ class Indexer:
             known = self._known(root_abs)
             todo, unreadable_dirs = self._changed(root_abs, report, follow_outside, known)
         source = source or functools.partial(prepared_stream, workers=workers)
-        with meanwhile(vectors.usearch_index_class if todo else None):  # needed by refresh(), loaded meanwhile
+        # usearch is needed by refresh() below: loaded while the pictures are embedded.
+        with todo, meanwhile(vectors.usearch_index_class if todo else None):
             self._embed_all(todo, report, progress=progress, source=source)
         report.removed = self._remove_vanished(known, unreadable_dirs)
         self.faults.at("before-final-commit")
@@ -164,15 +166,18 @@ class Indexer:
     def index_files(self, paths: Iterable[str | os.PathLike]) -> IndexReport:
         """Index an explicit list of picture files (the library API's ``add``)."""
         report = IndexReport()
-        todo = []
+        todo, seen = FoundList(), set()
         for p in (os.path.abspath(os.fspath(p)) for p in paths):
             try:
                 st = os.stat(p)
             except OSError as exc:
                 report.pass_over(p, "missing" if isinstance(exc, FileNotFoundError) else "unreadable")
                 continue
-            todo.append(Found(p, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)))
-        self._embed_all(todo, report, progress=None, source=functools.partial(prepared_stream, workers=0))
+            if p not in seen:  # each file once, however often it is named
+                seen.add(p)
+                todo.append(Found(p, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)))
+        with todo:
+            self._embed_all(todo, report, progress=None, source=functools.partial(prepared_stream, workers=0))
         self._commit()
         self.vector_file.forget()
         report.vector_file = self.vector_file.refresh()
@@ -199,7 +204,7 @@ class Indexer:
         """Scan ``root``: the files to embed, and folders that could not be read. Every path seen is
         taken out of the two ``known`` dictionaries, which are left holding the files that vanished."""
         pictures, others = known
-        todo: list[Found] = []
+        todo = FoundList()  # packed, and on disk when large: a first index of 1M stays flat in memory
         unreadable_dirs: list[str] = []
         walk = Scan(root, follow_outside=follow_outside, exclude=self.exclude, known=pictures)
         for item in walk:  # unchanged pictures are counted by the walk, not yielded
@@ -219,13 +224,15 @@ class Indexer:
         report.unchanged += walk.unchanged
         return todo, unreadable_dirs
 
-    def _embed_all(self, todo: list[Found], report: IndexReport, *, progress, source: PreparedSource) -> None:
-        by_path = {f.path: f for f in todo}
+    def _embed_all(self, todo: FoundList, report: IndexReport, *, progress, source: PreparedSource) -> None:
         batcher: EmbedBatcher[tuple[Prepared, Found]] = EmbedBatcher(
             self.encoder, lambda tag, vec: self._store(report, tag[0], tag[1], vec))
         since_commit, last_commit = 0, time.monotonic()
-        for done, prep in enumerate(source(list(by_path), self.encoder.size), 1):
-            self._take(batcher, report, prep, by_path[prep.path])
+        # A source yields one result per path, in order, so the two lists are read side by side.
+        for done, (found, prep) in enumerate(zip(todo, source(todo.paths, self.encoder.size), strict=True), 1):
+            if prep.path != found.path:
+                raise RuntimeError(f"decode source out of order: {prep.path} for {found.path}")
+            self._take(batcher, report, prep, found)
             since_commit += 1
             if progress:
                 progress(done, len(todo))

@@ -56,19 +56,30 @@ def query(  # noqa: PLR0913 - the query's options, all keyword-only
     catalogue = vector_file.catalogue
     if n < 1:
         raise ValueError("the number of results must be at least 1")
+    # Every query vector first, then the search: any embedding (onnxruntime) happens before usearch
+    # loads, so a process that embeds nothing need not import onnxruntime at all (see
+    # VectorFile.onnxruntime_first). Stored vectors come from the slot table, without usearch.
+    asked = [_query_vector_or_error(catalogue, encoder, source) for source in images]
     index = vector_file.searchable()
     rule = None if copy_threshold is None else _Folding(encoder.metric, copy_threshold, fold, exclude_copies)
     results = []
-    for source in images:
-        try:
-            label, vec, self_key = query_vector(catalogue, encoder, source)
-        except ImageError as exc:
-            label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<image>"
-            results.append(QueryResult(label, [], error=str(exc), reason=exc.reason))
+    for item in asked:
+        if isinstance(item, QueryResult):  # unreadable: its error, no hits
+            results.append(item)
             continue
+        label, vec, self_key = item
         skip = None if include_self else self_key
         results.append(QueryResult(label, _answer(index, catalogue, encoder.metric, vec, skip, n, rule)))
     return results
+
+
+def _query_vector_or_error(catalogue: Catalogue, encoder: Encoder, source):
+    """:func:`query_vector`'s answer, or a :class:`QueryResult` saying why the picture cannot be read."""
+    try:
+        return query_vector(catalogue, encoder, source)
+    except ImageError as exc:
+        label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<image>"
+        return QueryResult(label, [], error=str(exc), reason=exc.reason)
 
 
 @dataclass(frozen=True)

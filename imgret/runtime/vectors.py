@@ -173,6 +173,7 @@ def open_view(path: str, expected: SavedIndex, dim: int, *, key_lookups: bool = 
     return _restore(Index, path, expected, dim, view=True, key_lookups=key_lookups)
 
 
+
 def load_for_update(path: str, expected: SavedIndex, dim: int):
     """The vector file loaded into memory to be changed, after a full :func:`verify`."""
     verify(path, expected, full=True)

@@ -81,18 +81,31 @@ def slot_keys(vector_path: str) -> np.ndarray:
     return keys.view("<u8").reshape(-1)
 
 
+def table_of(vector_path: str) -> np.ndarray:
+    """The ``(2, N)`` key → slot table of a vector file: its live keys sorted, and the slot of each."""
+    keys = slot_keys(vector_path)
+    slots = np.flatnonzero(keys != FREE_KEY).astype(np.uint64)
+    keys = keys[slots.astype(np.int64)]
+    order = np.argsort(keys, kind="stable")
+    return np.stack([keys[order], slots[order]])
+
+
 def write(vector_path: str, slots_path: str) -> SavedSlots:
     """Write the key → slot table of ``vector_path`` to ``slots_path`` (atomically, fsynced) and
     return its checksum record. Only the writer calls this."""
     from imgret.runtime import atomic  # the write path only
 
-    keys = slot_keys(vector_path)
-    slots = np.flatnonzero(keys != FREE_KEY).astype(np.uint64)
-    keys = keys[slots.astype(np.int64)]
-    order = np.argsort(keys, kind="stable")
-    table = np.stack([keys[order], slots[order]])
+    table = table_of(vector_path)
     atomic.write_with(slots_path, lambda fh: np.save(fh, table, allow_pickle=False))
     return checksum(slots_path)
+
+
+def table_matches(vector_path: str, slots_path: str) -> bool:
+    """Whether the slot file holds exactly the table of the vector file (``imgret check``)."""
+    try:
+        return bool(np.array_equal(np.load(slots_path, allow_pickle=False), table_of(vector_path)))
+    except (OSError, ValueError):
+        return False
 
 
 def checksum(path: str) -> SavedSlots:
@@ -134,7 +147,8 @@ class StoredVectors:
             raise IndexDamaged("the vector file's slot table or layout does not match the catalogue")
         self.keys, self.slots = table[0], table[1]
         self.matrix = raw[8:8 + rows * cols].view(stored).reshape(rows, dim)  # the header checked its end
-        self.divisor = 127 if dtype == "i8" else None
+        # usearch decodes i8 as code x (1/127) in float32; the same arithmetic gives the same bits
+        self.scale = np.float32(1 / 127) if dtype == "i8" else None
 
     def slot(self, key: int) -> int | None:
         """The slot of ``key`` in the vector file, or ``None``."""
@@ -149,7 +163,7 @@ class StoredVectors:
         if slot is None or slot >= len(self.matrix):
             return None
         vec = np.asarray(self.matrix[slot], dtype=np.float32)
-        return vec / np.float32(self.divisor) if self.divisor else vec.copy()
+        return vec * self.scale if self.scale is not None else vec.copy()
 
     def close(self) -> None:
         """Unmap both files."""

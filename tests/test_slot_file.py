@@ -47,6 +47,15 @@ def test_the_slot_table_gives_exactly_the_vectors_usearch_gives(tmp_path, dtype)
     assert free.sum() == 3  # removed slots stay in the file, marked free
 
 
+def test_an_empty_vector_file_has_an_empty_table(tmp_path):
+    path = str(tmp_path / "vectors-0.usearch")
+    saved = vectors.save(vectors.new_index(16, "cosine"), path)
+    made = slot_file.write(path, str(tmp_path / "vectors-0.slots.npy"))
+    stored = slot_file.StoredVectors(path, str(tmp_path / "vectors-0.slots.npy"), made, dim=16, dtype="f32",
+                                     count=saved.count)
+    assert stored.get(1) is None
+
+
 def test_a_file_that_is_not_usearchs_layout_is_refused(tmp_path):
     _, path, saved = _file_with_holes(tmp_path, "f32")
     data = bytearray(open(path, "rb").read())

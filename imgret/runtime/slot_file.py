@@ -71,10 +71,12 @@ def slot_keys(vector_path: str) -> np.ndarray:
     levels_at = head + 64 + 40
     if size != rows or levels_at + 2 * size > len(raw):
         raise IndexDamaged("vector file's graph does not match its vectors")
+    if size == 0:
+        return np.zeros(0, dtype=np.uint64)
     levels = np.frombuffer(raw, dtype="<i2", count=size, offset=levels_at).astype(np.int64)
     node_bytes = 10 + 4 + 4 * conn0 + levels * (4 + 4 * conn)
     starts = levels_at + 2 * size + np.concatenate([[0], np.cumsum(node_bytes)[:-1]]).astype(np.int64)
-    if size and int(starts[-1] + node_bytes[-1]) != len(raw):
+    if int(starts[-1] + node_bytes[-1]) != len(raw):
         raise IndexDamaged("vector file's graph does not end where the file does")
     keys = raw[starts[:, None] + np.arange(8)].copy()  # each node starts with its uint64 key
     del raw

@@ -88,9 +88,7 @@ class VectorFile:
         if self._searchable is not None:
             self._searchable.close()
         self._searchable = None
-        if self._stored is not None and self._stored[1] is not None:
-            self._stored[1].close()
-        self._stored = None
+        self._drop_stored()
 
     def is_fresh(self) -> bool:
         """Whether the recorded file passes the reader's check and nothing is pending."""
@@ -115,13 +113,13 @@ class VectorFile:
         """The recorded file's vectors by key through its slot table, without usearch; ``None`` when
         it has no table (older code, format 1) or the table fails its check (usearch's key table
         answers then: the table only saves time, and the next write makes a new one)."""
-        meta = self.catalogue.meta()
-        rec = self.record(meta)
-        if self._stored is None or rec is None or self._stored[0] != rec[0]:
-            if self._stored is not None and self._stored[1] is not None:
-                self._stored[1].close()
-            self._stored = None if rec is None else (rec[0], self._open_stored(rec, self.slots_record(meta)))
-        return None if self._stored is None else self._stored[1]
+        if self._stored is None:  # cached like the view: forget() drops both when the catalogue changes
+            meta = self.catalogue.meta()
+            rec = self.record(meta)
+            if rec is None:
+                return None
+            self._stored = (rec[0], self._open_stored(rec, self.slots_record(meta)))
+        return self._stored[1]
 
     def _open_stored(self, rec, slots: slot_file.SavedSlots | None) -> slot_file.StoredVectors | None:
         if slots is None:
@@ -132,11 +130,18 @@ class VectorFile:
         except vectors.IndexDamaged:
             return None
 
+    def _drop_stored(self) -> None:
+        if self._stored is not None and self._stored[1] is not None:
+            self._stored[1].close()
+        self._stored = None
+
     def _open_searchable(self) -> vectors.Searchable:
         rec = self.record()
+        if self._stored is not None and (rec is None or self._stored[0] != rec[0]):
+            self._drop_stored()  # a writer replaced the file since: look vectors up in the one searched
         settled = self._view(rec, missing_ok=True) if rec is not None else None
         if settled is None and rec is not None and self.catalogue.format != 1:
-            self._stored = None  # a writer replaced the file between our two reads: once more
+            self._drop_stored()  # a writer replaced the file between our two reads: once more
             rec = self.record()
             settled = self._view(rec, missing_ok=False) if rec is not None else None
         legacy_fresh = self.catalogue.format == 1 and settled is not None
@@ -153,7 +158,10 @@ class VectorFile:
 
     def _view(self, rec: tuple[str, vectors.SavedIndex], *, missing_ok: bool, key_lookups: bool | None = None):
         name, saved = rec
-        lookups = key_lookups if key_lookups is not None else self.catalogue.format == 1 or self.stored() is None
+        if key_lookups is None:  # usearch's key table only when this very file has no sound slot table
+            table = self.stored() if self.catalogue.format != 1 else None
+            key_lookups = table is None or self._stored[0] != name
+        lookups = key_lookups
         try:
             # Through usearch's key table (no slot table), stored vectors need usearch: a later query
             # picture may then still need embedding, so onnxruntime loads first.

@@ -12,8 +12,8 @@ How the libraries are built:
 
 What it prints (one JSON object per line, then a table): no-change re-index against a bare walk, adding
 100 pictures, cold ``imgret query`` as a new process against the bare import of its dependencies (RSS
-too), the same with the library's files evicted from the page cache (posix_fadvise DONTNEED: no root
-needed; Python's own files stay cached), disk per picture, the vector file's build peak memory, the
+too; on an upgraded copy of the library, see :func:`library_copy`), the same with the library's files
+evicted from the page cache (posix_fadvise DONTNEED: no root needed; Python's own files stay cached), disk per picture, the vector file's build peak memory, the
 exact/HNSW crossover and HNSW recall@10 against exact search.
 
     python benchmarks/scale.py               # everything (first run builds the data: ~30 min on 2 cores)

@@ -167,6 +167,21 @@ class StoredVectors:
         vec = np.asarray(self.matrix[slot], dtype=np.float32)
         return vec * self.scale if self.scale is not None else vec.copy()
 
+    def get_many(self, keys: list[int]) -> dict[int, np.ndarray]:
+        """The stored vectors of those ``keys`` the file holds, as float32 rows by key (one binary
+        search and one gather for all of them)."""
+        if not keys or not len(self.keys):
+            return {}
+        want = np.asarray(keys, dtype=np.uint64)
+        at = np.minimum(np.searchsorted(self.keys, want), len(self.keys) - 1)
+        hit = np.asarray(self.keys[at]) == want
+        slots = np.asarray(self.slots[at[hit]]).astype(np.int64)
+        hit[hit] = slots < len(self.matrix)
+        rows = np.asarray(self.matrix[slots[slots < len(self.matrix)]], dtype=np.float32)
+        if self.scale is not None:
+            rows = rows * self.scale
+        return dict(zip((int(k) for k in want[hit]), rows))
+
     def close(self) -> None:
         """Unmap both files."""
         self.keys = self.slots = self.matrix = None

@@ -186,6 +186,21 @@ class VectorFile:
             return None
         return vectors.stored_vectors(index, key).reshape(-1).copy()
 
+    def vectors_of(self, keys: list[int]) -> dict[int, np.ndarray]:
+        """The vectors of those ``keys`` that have one, by key, as :meth:`Catalogue.vector` gives them
+        one at a time: a pending vector from the catalogue, a settled one from the file (all at once
+        through the slot table when the file has one)."""
+        stored = self.stored() if self.catalogue.format != 1 else None
+        if stored is None:
+            found = {k: self.catalogue.vector(k) for k in keys}
+            return {k: v for k, v in found.items() if v is not None}
+        pending = self.searchable().overlay_keys  # pending when the file was opened: in the catalogue
+        out = stored.get_many([k for k in keys if k not in pending])
+        for k in keys:
+            if k in pending and (vec := self.catalogue.vector(k)) is not None:
+                out[k] = vec
+        return out
+
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Keys and vectors of every picture in the library, in key order: those the file holds and
         those still pending in the catalogue (format 1: all of them are in the catalogue)."""

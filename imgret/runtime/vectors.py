@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from imgret.runtime.page_advice import advise_random
+
 # Exact (brute-force) search up to this many vectors, HNSW above: the crossover of one-query search
 # time measured on the 2-core development machine, 128-d (benchmarks/README.md, "Library at scale").
 EXACT_SEARCH_LIMIT = 2_000
@@ -170,7 +172,16 @@ def open_view(path: str, expected: SavedIndex, dim: int, *, key_lookups: bool = 
     answers those, :mod:`imgret.runtime.slot_file`): a third of the open's cost at 1M pictures."""
     verify(path, expected, full=False)
     Index = usearch_index_class(onnxruntime_first=onnxruntime_first)  # noqa: N806 - a class
-    return _restore(Index, path, expected, dim, view=True, key_lookups=key_lookups)
+    index = _restore(Index, path, expected, dim, view=True, key_lookups=key_lookups)
+    advise_random(path, _matrix_end(path))  # a search reads scattered vectors: no read-ahead
+    return index
+
+
+def _matrix_end(path: str) -> int:
+    """Where usearch's vectors matrix ends in its file: after two uint32, rows x bytes per row."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    return 8 + int.from_bytes(head[:4], "little") * int.from_bytes(head[4:8], "little") if len(head) == 8 else 0
 
 
 

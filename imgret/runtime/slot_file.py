@@ -129,28 +129,46 @@ def verify(path: str, expected: SavedSlots) -> None:
 
 
 class StoredVectors:
-    """Stored vectors by key, without usearch: the checked slot table and the vector file's matrix,
-    both memory-mapped (a look-up reads a few pages). Vectors come back as float32, decoded as
-    usearch's ``get(key, dtype=float32)`` does (i8: the code over 127)."""
+    """Stored vectors by key, without usearch: the checked slot table, memory-mapped (a look-up reads
+    a few of its pages), and the vector file, read row by row with ``pread`` (no second mapping of a
+    file usearch maps too: its pages would count twice in the process's memory). Vectors come back
+    as float32, decoded as usearch's ``get(key, dtype=float32)`` does (i8: the code times 1/127)."""
 
     def __init__(self, vector_path: str, slots_path: str, expected: SavedSlots, *,  # noqa: PLR0913
                  dim: int, dtype: str, count: int) -> None:
-        """Check the slot file against ``expected`` and map both files; :class:`IndexDamaged` if the
-        slot file or the vector file's layout do not match ``dim``, ``dtype`` and ``count``."""
+        """Check the slot file against ``expected``, map it and open the vector file;
+        :class:`IndexDamaged` if the slot file or the vector file's layout do not match ``dim``,
+        ``dtype`` and ``count``."""
         verify(slots_path, expected)
+        self.fd = -1
         try:
             table = np.load(slots_path, mmap_mode="r", allow_pickle=False)
-            raw = np.memmap(vector_path, dtype=np.uint8, mode="r")
+            self.fd = os.open(vector_path, os.O_RDONLY)
+            self.rows, self.row_bytes = self._layout()
+        except IndexDamaged:
+            self.close()
+            raise
         except (OSError, ValueError) as exc:
-            raise IndexDamaged(f"cannot map the vector file or its slot table: {exc}") from exc
-        rows, cols, _ = _matrix_and_graph(raw)
-        stored = np.dtype(_STORED[dtype])
-        if table.shape != (2, count) or table.dtype != np.uint64 or cols != dim * stored.itemsize:
+            self.close()
+            raise IndexDamaged(f"cannot read the vector file or its slot table: {exc}") from exc
+        self.stored = np.dtype(_STORED[dtype])
+        if table.shape != (2, count) or table.dtype != np.uint64 or self.row_bytes != dim * self.stored.itemsize:
+            self.close()
             raise IndexDamaged("the vector file's slot table or layout does not match the catalogue")
         self.keys, self.slots = table[0], table[1]
-        self.matrix = raw[8:8 + rows * cols].view(stored).reshape(rows, dim)  # the header checked its end
         # usearch decodes i8 as code x (1/127) in float32; the same arithmetic gives the same bits
         self.scale = np.float32(1 / 127) if dtype == "i8" else None
+
+    def _layout(self) -> tuple[int, int]:
+        """``(rows, bytes per row)`` of the open vector file, after checking usearch's header follows
+        the matrix where its first eight bytes say."""
+        head = os.pread(self.fd, 8, 0)
+        if len(head) < 8:
+            raise IndexDamaged("vector file is too short to hold a usearch header")
+        rows, cols = struct.unpack("<II", head)
+        if os.pread(self.fd, len(_MAGIC), 8 + rows * cols) != _MAGIC:
+            raise IndexDamaged("vector file's layout is not usearch 2's dense layout")
+        return rows, cols
 
     def slot(self, key: int) -> int | None:
         """The slot of ``key`` in the vector file, or ``None``."""
@@ -159,29 +177,37 @@ class StoredVectors:
             return int(self.slots[i])
         return None
 
+    def _row(self, slot: int) -> np.ndarray | None:
+        data = os.pread(self.fd, self.row_bytes, 8 + slot * self.row_bytes)
+        if len(data) != self.row_bytes:
+            return None
+        vec = np.frombuffer(data, dtype=self.stored).astype(np.float32)
+        return vec * self.scale if self.scale is not None else vec
+
     def get(self, key: int) -> np.ndarray | None:
         """The stored vector of ``key`` as float32, or ``None``."""
         slot = self.slot(key)
-        if slot is None or slot >= len(self.matrix):
-            return None
-        vec = np.asarray(self.matrix[slot], dtype=np.float32)
-        return vec * self.scale if self.scale is not None else vec.copy()
+        return None if slot is None or slot >= self.rows else self._row(slot)
 
     def get_many(self, keys: list[int]) -> dict[int, np.ndarray]:
         """The stored vectors of those ``keys`` the file holds, as float32 rows by key (one binary
-        search and one gather for all of them)."""
+        search for all of them, then the rows in file order)."""
         if not keys or not len(self.keys):
             return {}
         want = np.asarray(keys, dtype=np.uint64)
         at = np.minimum(np.searchsorted(self.keys, want), len(self.keys) - 1)
         hit = np.asarray(self.keys[at]) == want
-        slots = np.asarray(self.slots[at[hit]]).astype(np.int64)
-        hit[hit] = slots < len(self.matrix)
-        rows = np.asarray(self.matrix[slots[slots < len(self.matrix)]], dtype=np.float32)
-        if self.scale is not None:
-            rows = rows * self.scale
-        return dict(zip((int(k) for k in want[hit]), rows))
+        found = sorted(zip(np.asarray(self.slots[at[hit]]).tolist(), want[hit].tolist()))
+        out = {}
+        for slot, key in found:
+            vec = self._row(slot) if slot < self.rows else None
+            if vec is not None:
+                out[key] = vec
+        return out
 
     def close(self) -> None:
-        """Unmap both files."""
-        self.keys = self.slots = self.matrix = None
+        """Unmap the slot table and close the vector file."""
+        self.keys = self.slots = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

@@ -127,7 +127,8 @@ def _folded(known: dict[int, np.ndarray], query_vec: np.ndarray, candidates, n: 
     best-ranked such hit; candidates past the ``n``-th distinct picture count only as copies.
     ``known``: the candidates' vectors by key (one without a vector is left out)."""
     heads: list[tuple[Hit, list[Hit]]] = []
-    head_vecs = np.zeros((n, len(query_vec)), dtype=np.float32)  # filled as heads come, never restacked
+    # filled as heads come, never restacked; no more heads than candidates (n may be huge)
+    head_vecs = np.zeros((min(n, len(candidates)), len(query_vec)), dtype=np.float32)
     for key, path, dist in candidates:
         vec = known.get(key)
         if vec is None:

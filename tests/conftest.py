@@ -21,6 +21,13 @@ sys.dont_write_bytecode = False
 
 from fakes import make_thumbnail_model, write_scenes  # noqa: E402
 
+from imgret.runtime.session import quiet_onnxruntime  # noqa: E402
+
+# Tests run the CLI in this process, and `imgret query` promises that nothing is embedded after its
+# search (Library.open(one_shot=True)): a query of library pictures would then load usearch without
+# onnxruntime, and a later test could not load onnxruntime at all. A long-lived process loads it first.
+quiet_onnxruntime()
+
 RAM_FOLDER = Path("/dev/shm")
 
 

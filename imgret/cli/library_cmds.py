@@ -152,7 +152,7 @@ def query_command(ctx, images, number, library, model, include_self, all_copies,
     queries = query_pictures(images)
     if not queries:
         raise click.ClickException("no query pictures found in " + ", ".join(output.printable(i) for i in images))
-    with Library.open(library_folder(library), model=model) as lib:
+    with Library.open(library_folder(library), model=model, one_shot=True) as lib:  # one query call
         results = lib.query(queries, number, include_self=include_self, fold=not all_copies,
                             exclude_copies=exclude_copies)
     if as_json:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -33,6 +32,8 @@ def replacing_path(path: str | os.PathLike) -> Iterator[str]:
     temporary path; on a clean exit the file is fsynced and atomically becomes ``path``."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    import tempfile  # here, not at import: it loads shutil, bz2 and lzma, which readers never need
+
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + "-", suffix=TEMP_SUFFIX, dir=folder)
     try:
         try:

@@ -12,8 +12,6 @@ import stat
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image
-
 
 @dataclass(frozen=True)
 class FileFacts:
@@ -30,6 +28,8 @@ def pixel_count(path: str | os.PathLike | bytes) -> int | None:
     Pipes and devices are never read (the file is opened non-blocking and must be a regular file), and
     only the formats imgret decodes are tried. EXIF rotation does not change the count, so it is ignored.
     """
+    from PIL import Image  # here, not at import: a query of library pictures loads no Pillow
+
     from imgret.runtime import imageio  # loads Pillow's plugins: only `imgret dups` needs them
 
     try:

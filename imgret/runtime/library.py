@@ -20,7 +20,6 @@ with :class:`~imgret.errors.LibraryLockedError`.
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -65,9 +64,15 @@ class Library:
 
     @classmethod
     def open(cls, folder: PathLike | None = None, *, model: PathLike | None = None,
-             threads: int | None = None) -> Library:
+             threads: int | None = None, one_shot: bool = False) -> Library:
         """Open an existing library for queries with its own model; ``model`` (if given) must be the
-        same model (same fingerprint)."""
+        same model (same fingerprint).
+
+        ``one_shot``: this process makes one :meth:`query` call and embeds nothing after it (the
+        ``imgret query`` command). A query whose pictures are all in the library then never imports
+        onnxruntime (usearch must otherwise load after it: loaded first, it makes a later onnxruntime
+        import crash the process, so an embedding after the search is refused with a
+        :class:`~imgret.errors.ModelError` instead)."""
         folder = library_folder(folder)
         if not (folder / CATALOGUE_FILE).is_file():
             open_catalogue(folder)  # the usual "no library" error, before a model is loaded
@@ -86,7 +91,9 @@ class Library:
         except BaseException:
             catalogue.close()
             raise
-        return cls(folder, catalogue, encoder, lock=None)
+        lib = cls(folder, catalogue, encoder, lock=None)
+        lib.vector_file.onnxruntime_first = not one_shot
+        return lib
 
     @classmethod
     def open_writable(cls, folder: PathLike | None = None, *, model: PathLike | None = None,
@@ -373,6 +380,8 @@ def _keep_model(folder: Path, catalogue: Catalogue, encoder: Encoder) -> None:
     target = folder / MODEL_FILE
     if catalogue.get_meta("model_file") == MODEL_FILE and target.is_file() and encoder.path.resolve() == target.resolve():
         return
+    import shutil  # the write path only
+
     with open(encoder.path, "rb") as src:
         atomic.write_with(target, lambda fh: shutil.copyfileobj(src, fh, 1 << 20))
     from imgret.runtime.encoder import file_sha256

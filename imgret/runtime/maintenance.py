@@ -76,6 +76,24 @@ def _vector_problems(folder: Path, catalogue: Catalogue, meta: dict[str, str]) -
     missing = np.setdiff1d(catalogue.settled_keys(), np.asarray(index.keys, dtype=np.uint64))
     if len(missing):
         return [f"the vector file {name} lacks {len(missing)} pictures' vectors; {fix}"]
+    return _slot_problems(vector_file, name)
+
+
+def _slot_problems(vector_file: VectorFile, name: str) -> list[str]:
+    """Whether the vector file's key → slot table (if recorded) is sound and says what the file says."""
+    from imgret.runtime import slot_file
+
+    recorded = vector_file.slots_record()
+    if recorded is None:
+        return []
+    table = slot_file.name_for(name)
+    try:
+        slot_file.verify(vector_file.path(table), recorded)
+        if not slot_file.table_matches(vector_file.path(name), vector_file.path(table)):
+            raise vectors.IndexDamaged("it does not give the slots the vector file holds")
+    except vectors.IndexDamaged as exc:
+        return [f"the vector file's slot table {table} is damaged ({exc}); queries read the vector file "
+                "without it until `imgret index FOLDER` writes it again (no picture is read again)"]
     return []
 
 

@@ -56,19 +56,30 @@ def query(  # noqa: PLR0913 - the query's options, all keyword-only
     catalogue = vector_file.catalogue
     if n < 1:
         raise ValueError("the number of results must be at least 1")
+    # Every query vector first, then the search: any embedding (onnxruntime) happens before usearch
+    # loads, so a process that embeds nothing need not import onnxruntime at all (see
+    # VectorFile.onnxruntime_first). Stored vectors come from the slot table, without usearch.
+    asked = [_query_vector_or_error(catalogue, encoder, source) for source in images]
     index = vector_file.searchable()
     rule = None if copy_threshold is None else _Folding(encoder.metric, copy_threshold, fold, exclude_copies)
     results = []
-    for source in images:
-        try:
-            label, vec, self_key = query_vector(catalogue, encoder, source)
-        except ImageError as exc:
-            label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<image>"
-            results.append(QueryResult(label, [], error=str(exc), reason=exc.reason))
+    for item in asked:
+        if isinstance(item, QueryResult):  # unreadable: its error, no hits
+            results.append(item)
             continue
+        label, vec, self_key = item
         skip = None if include_self else self_key
-        results.append(QueryResult(label, _answer(index, catalogue, encoder.metric, vec, skip, n, rule)))
+        results.append(QueryResult(label, _answer(vector_file, index, encoder.metric, vec, skip, n, rule)))
     return results
+
+
+def _query_vector_or_error(catalogue: Catalogue, encoder: Encoder, source):
+    """:func:`query_vector`'s answer, or a :class:`QueryResult` saying why the picture cannot be read."""
+    try:
+        return query_vector(catalogue, encoder, source)
+    except ImageError as exc:
+        label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<image>"
+        return QueryResult(label, [], error=str(exc), reason=exc.reason)
 
 
 @dataclass(frozen=True)
@@ -80,17 +91,19 @@ class _Folding:
 
 
 def _answer(  # noqa: PLR0913 - one query's state
-        index, catalogue: Catalogue, metric: str, vec: np.ndarray, skip_key: int | None, n: int,
+        vector_file: VectorFile, index, metric: str, vec: np.ndarray, skip_key: int | None, n: int,
             rule: _Folding | None) -> list[Hit]:
     """The hits of one query: plain, or folded (fetching four times more candidates until ``n``
-    distinct pictures are found or the library is exhausted)."""
+    distinct pictures are found or the library is exhausted; vectors fetched once across rounds)."""
     want = n + 1
+    known: dict[int, np.ndarray] = {}
     while True:
         found = vectors.search(index, vec[None, :], want)[0]
-        candidates = _candidates(catalogue, metric, found, skip_key)
+        candidates = _candidates(vector_file.catalogue, metric, found, skip_key)
         if rule is None:
             return [Hit(rank, path, dist) for rank, (_, path, dist) in enumerate(candidates[:n], 1)]
-        hits = _folded(catalogue, vec, candidates, n, rule)
+        known.update(vector_file.vectors_of([k for k, _, _ in candidates if k not in known]))
+        hits = _folded(known, vec, candidates, n, rule)
         if len(hits) >= n or len(found[0]) < want:
             return hits
         want *= 4
@@ -109,26 +122,28 @@ def _candidates(catalogue: Catalogue, metric: str, found, skip_key: int | None) 
     return out
 
 
-def _folded(catalogue: Catalogue, query_vec: np.ndarray, candidates, n: int, rule: _Folding) -> list[Hit]:
+def _folded(known: dict[int, np.ndarray], query_vec: np.ndarray, candidates, n: int, rule: _Folding) -> list[Hit]:
     """Up to ``n`` hits, each candidate within the threshold of a better-ranked hit folded into the
-    best-ranked such hit; candidates past the ``n``-th distinct picture count only as copies."""
+    best-ranked such hit; candidates past the ``n``-th distinct picture count only as copies.
+    ``known``: the candidates' vectors by key (one without a vector is left out)."""
     heads: list[tuple[Hit, list[Hit]]] = []
-    head_vecs: list[np.ndarray] = []
+    # filled as heads come, never restacked; no more heads than candidates (n may be huge)
+    head_vecs = np.zeros((min(n, len(candidates)), len(query_vec)), dtype=np.float32)
     for key, path, dist in candidates:
-        vec = catalogue.vector(key)
+        vec = known.get(key)
         if vec is None:
             continue
         if rule.exclude_copies and distance(query_vec, vec, rule.metric)[0] <= rule.threshold:
             continue
         near = np.zeros(0, dtype=bool)
         if heads and rule.fold:
-            near = distance(vec, np.vstack(head_vecs), rule.metric) <= rule.threshold
+            near = distance(vec, head_vecs[:len(heads)], rule.metric) <= rule.threshold
         if near.any():
             head, copies = heads[int(np.argmax(near))]
             copies.append(Hit(head.rank, path, dist))
         elif len(heads) < n:
             heads.append((Hit(len(heads) + 1, path, dist), []))
-            head_vecs.append(vec)
+            head_vecs[len(heads) - 1] = vec
     return [Hit(h.rank, h.path, h.distance, tuple(c)) for h, c in heads]
 
 

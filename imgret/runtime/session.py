@@ -12,6 +12,9 @@ unwritable home). Everything in imgret that imports onnxruntime goes through :fu
 from __future__ import annotations
 
 import os
+import sys
+
+from imgret.errors import ModelError
 
 FATAL = 4  # onnxruntime's severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
 
@@ -23,6 +26,10 @@ def quiet_onnxruntime():
     a device id under ``~/.cache/Microsoft`` (or warns when it cannot). An explicit choice in the
     environment is kept. Worker processes inherit it.
     """
+    if "onnxruntime" not in sys.modules and "usearch.compiled" in sys.modules:
+        # usearch 2.26's native library loaded first makes onnxruntime 1.32's import crash (SIGSEGV)
+        raise ModelError("onnxruntime cannot be loaded in this process after the vector index was opened "
+                         "without it (Library.open(one_shot=True) promises no embedding after the search)")
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     import onnxruntime as ort
 

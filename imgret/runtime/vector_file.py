@@ -7,7 +7,11 @@ keep the old one), then in one catalogue transaction records it and clears the p
 files are removed after. Small change sets stay pending (up to :data:`MAX_PENDING`, or 2% of the file)
 so adding 100 pictures to a million does not rewrite 700 MB.
 
-A reader maps the file after a cheap check and never searches a file that fails it. A writer checks
+A reader maps the file after a cheap check and never searches a file that fails it. Beside each file
+the writer records its key → slot table (``vectors-N.slots.npy``, :mod:`imgret.runtime.slot_file`) in
+the same transaction, so a reader finds stored vectors without usearch's key table (and opens the
+view without one); a library whose file has none (older code) is read through usearch's key table and
+gets one on its next write, as does one whose table fails its check. A writer checks
 the file (whole, after an unclean shutdown) before a run: if it is damaged, the pictures whose vectors
 were only there are marked for embedding again, and the run re-reads them.
 """
@@ -19,13 +23,13 @@ import os
 import numpy as np
 
 from imgret.errors import LibraryError
-from imgret.runtime import atomic, vectors
+from imgret.runtime import slot_file, vectors
 from imgret.runtime.catalogue import Catalogue
 
 MAX_PENDING = 2000
 PENDING_SHARE = 50  # ... or one in this many of the file's vectors, whichever is fewer
 INDEX_META = ("index_file", "index_count", "index_sha256", "index_size", "index_sample", "index_dead",
-              "index_generation")
+              "index_generation", "index_slots_sha256", "index_slots_size")
 LEGACY_FILE = "vectors.usearch"  # format 1
 DTYPE_KEY = "vector_dtype"  # catalogue meta: the library's vector type, fixed when it is made
 
@@ -47,13 +51,17 @@ class VectorFile:
         self.catalogue, self.folder, self.dim, self.metric, self.io = catalogue, folder, dim, metric, io
         self.dtype = stored_dtype(catalogue.meta())  # how this library's vector file stores vectors
         self.full_check = False  # set after an unclean shutdown: check the whole file once
+        # False: this process embeds nothing after it searches (a one-shot CLI query), so usearch may
+        # load without onnxruntime (see vectors.usearch_index_class)
+        self.onnxruntime_first = True
         self._searchable: vectors.Searchable | None = None
+        self._stored: tuple[str, slot_file.StoredVectors | None] | None = None  # (file name, table)
         catalogue.vector_store = self.settled_vector
 
     # -- what the catalogue records -----------------------------------------------------------------
-    def record(self) -> tuple[str, vectors.SavedIndex] | None:
+    def record(self, meta: dict[str, str] | None = None) -> tuple[str, vectors.SavedIndex] | None:
         """``(file name, checksum record)`` of the recorded vector file, or ``None``."""
-        meta = self.catalogue.meta()
+        meta = self.catalogue.meta() if meta is None else meta
         if self.catalogue.format == 1:  # format 1: one file, valid only for its generation
             if "index_sha256" not in meta or meta.get("index_generation") != meta.get("catalogue_generation"):
                 return None
@@ -64,6 +72,13 @@ class VectorFile:
         return meta["index_file"], vectors.SavedIndex(int(meta["index_count"]), meta["index_sha256"],
                                                       int(meta["index_size"]), meta.get("index_sample", ""))
 
+    def slots_record(self, meta: dict[str, str] | None = None) -> slot_file.SavedSlots | None:
+        """The checksum record of the recorded vector file's slot table, or ``None`` (none written)."""
+        meta = self.catalogue.meta() if meta is None else meta
+        if self.catalogue.format == 1 or "index_slots_sha256" not in meta:
+            return None
+        return slot_file.SavedSlots(meta["index_slots_sha256"], int(meta["index_slots_size"]))
+
     def path(self, name: str = LEGACY_FILE) -> str:
         """Where a vector file of this library lives."""
         return os.path.join(self.folder, name)
@@ -73,6 +88,7 @@ class VectorFile:
         if self._searchable is not None:
             self._searchable.close()
         self._searchable = None
+        self._drop_stored()
 
     def is_fresh(self) -> bool:
         """Whether the recorded file passes the reader's check and nothing is pending."""
@@ -93,27 +109,64 @@ class VectorFile:
             self._searchable = self._open_searchable()
         return self._searchable
 
+    def stored(self) -> slot_file.StoredVectors | None:
+        """The recorded file's vectors by key through its slot table, without usearch; ``None`` when
+        it has no table (older code, format 1) or the table fails its check (usearch's key table
+        answers then: the table only saves time, and the next write makes a new one)."""
+        if self._stored is None:  # cached like the view: forget() drops both when the catalogue changes
+            meta = self.catalogue.meta()
+            rec = self.record(meta)
+            if rec is None:
+                return None
+            self._stored = (rec[0], self._open_stored(rec, self.slots_record(meta)))
+        return self._stored[1]
+
+    def _open_stored(self, rec, slots: slot_file.SavedSlots | None) -> slot_file.StoredVectors | None:
+        if slots is None:
+            return None
+        try:
+            return slot_file.StoredVectors(self.path(rec[0]), self.path(slot_file.name_for(rec[0])), slots,
+                                           dim=self.dim, dtype=self.dtype, count=rec[1].count)
+        except vectors.IndexDamaged:
+            return None
+
+    def _drop_stored(self) -> None:
+        if self._stored is not None and self._stored[1] is not None:
+            self._stored[1].close()
+        self._stored = None
+
     def _open_searchable(self) -> vectors.Searchable:
         rec = self.record()
+        if self._stored is not None and (rec is None or self._stored[0] != rec[0]):
+            self._drop_stored()  # a writer replaced the file since: look vectors up in the one searched
         settled = self._view(rec, missing_ok=True) if rec is not None else None
         if settled is None and rec is not None and self.catalogue.format != 1:
-            rec = self.record()  # a writer replaced the file between our two reads: once more
+            self._drop_stored()  # a writer replaced the file between our two reads: once more
+            rec = self.record()
             settled = self._view(rec, missing_ok=False) if rec is not None else None
         legacy_fresh = self.catalogue.format == 1 and settled is not None
         keys, overlay = set(), None
         if not legacy_fresh:  # format 1 keeps every vector in the catalogue: "pending" means all
             # Stored as the file stores them, so a pending vector's distances are those it will have there.
-            overlay = vectors.new_index(self.dim, self.metric, self.dtype)
+            overlay = vectors.new_index(self.dim, self.metric, self.dtype,
+                                        onnxruntime_first=self.onnxruntime_first or settled is None)
             for k, v in self.catalogue.pending(self.dim):
                 overlay.add(k, v)
                 keys.update(int(x) for x in k)
         dead = int(self.catalogue.get_meta("index_dead", "0")) if settled is not None else 0
         return vectors.Searchable(settled, overlay, keys, dead)
 
-    def _view(self, rec: tuple[str, vectors.SavedIndex], *, missing_ok: bool):
+    def _view(self, rec: tuple[str, vectors.SavedIndex], *, missing_ok: bool, key_lookups: bool | None = None):
         name, saved = rec
+        if key_lookups is None:  # usearch's key table only when this very file has no sound slot table
+            table = self.stored() if self.catalogue.format != 1 else None
+            key_lookups = table is None or self._stored[0] != name
+        lookups = key_lookups
         try:
-            return self.io.open_view(self.path(name), saved, self.dim)
+            # Through usearch's key table (no slot table), stored vectors need usearch: a later query
+            # picture may then still need embedding, so onnxruntime loads first.
+            return self.io.open_view(self.path(name), saved, self.dim, key_lookups=lookups,
+                                     onnxruntime_first=self.onnxruntime_first or lookups)
         except vectors.IndexDamaged as exc:
             if self.catalogue.format == 1 or (missing_ok and isinstance(exc.__cause__, FileNotFoundError)):
                 return None  # format 1: search the catalogue's own copies, as format 1 did
@@ -123,18 +176,37 @@ class VectorFile:
             ) from exc
 
     def settled_vector(self, key: int) -> np.ndarray | None:
-        """The vector of ``key`` in the vector file, if there."""
+        """The vector of ``key`` in the vector file, if there: through the slot table when the file
+        has a sound one (no usearch needed), else through usearch's key table."""
+        stored = self.stored() if self.catalogue.format != 1 else None
+        if stored is not None:
+            return stored.get(key)
         index = self.searchable().settled
         if index is None or key not in index:
             return None
         return vectors.stored_vectors(index, key).reshape(-1).copy()
+
+    def vectors_of(self, keys: list[int]) -> dict[int, np.ndarray]:
+        """The vectors of those ``keys`` that have one, by key, as :meth:`Catalogue.vector` gives them
+        one at a time: a pending vector from the catalogue, a settled one from the file (all at once
+        through the slot table when the file has one)."""
+        stored = self.stored() if self.catalogue.format != 1 else None
+        if stored is None:
+            found = {k: self.catalogue.vector(k) for k in keys}
+            return {k: v for k, v in found.items() if v is not None}
+        pending = self.searchable().overlay_keys  # pending when the file was opened: in the catalogue
+        out = stored.get_many([k for k in keys if k not in pending])
+        for k in keys:
+            if k in pending and (vec := self.catalogue.vector(k)) is not None:
+                out[k] = vec
+        return out
 
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Keys and vectors of every picture in the library, in key order: those the file holds and
         those still pending in the catalogue (format 1: all of them are in the catalogue)."""
         keys_parts, vec_parts = [], []
         rec = self.record() if self.catalogue.format != 1 else None
-        settled = self._view(rec, missing_ok=False) if rec is not None else None
+        settled = self._view(rec, missing_ok=False, key_lookups=True) if rec is not None else None
         if settled is not None:  # mapped, not loaded: the pending ones need no search structure either
             keys = self.catalogue.settled_keys()
             if len(keys):
@@ -180,6 +252,8 @@ class VectorFile:
         do; the file is not read), ``"pending"`` (a few changes left pending), ``"updated"`` (the old
         file plus the changes) or ``"rebuilt"`` (from the pending vectors alone). Needs the lock."""
         rec = self.record()
+        if rec is not None and self.catalogue.format != 1:
+            self._ensure_slots(rec)
         changes = self.catalogue.pending_count() + int(self.catalogue.get_meta("index_dead", "0"))
         if rec is not None and changes == 0 and not force:
             return "fresh"
@@ -203,6 +277,28 @@ class VectorFile:
         self._save(index)
         return outcome
 
+    def _ensure_slots(self, rec: tuple[str, vectors.SavedIndex]) -> None:
+        """Give the recorded vector file a sound slot table: check the recorded one (its SHA-256:
+        ~10 ms at 1M pictures); write one for a file made by older code or whose table is missing
+        or damaged, after checking the whole vector file (once; the table is read from its graph)."""
+        name, saved = rec
+        slots_path = self.path(slot_file.name_for(name))
+        recorded = self.slots_record()
+        if recorded is not None:
+            try:
+                slot_file.verify(slots_path, recorded)
+                return
+            except vectors.IndexDamaged:
+                pass
+        try:
+            self.io.verify(self.path(name), saved, full=True)
+            made = slot_file.write(self.path(name), slots_path)
+        except (vectors.IndexDamaged, OSError):
+            return  # a damaged vector file is found and handled by ensure_sound / _base
+        self.forget()
+        self.catalogue.set_meta(index_slots_sha256=made.sha256, index_slots_size=made.size)
+        self.catalogue.commit()
+
     def _base(self, rec):
         """The recorded file loaded to be changed, or ``None`` (none, or damaged: then its vectors
         are lost and :meth:`refresh` marks their pictures for embedding again)."""
@@ -217,12 +313,14 @@ class VectorFile:
         serial = int(self.catalogue.get_meta("index_serial", "0")) + 1
         name = f"vectors-{serial}.usearch"
         saved = self.io.save(index, self.path(name))
+        slots = slot_file.write(self.path(name), self.path(slot_file.name_for(name)))
         # The index is as big as the file: free it before the catalogue clears the pending rows
         # (a transaction as big as they were), so the two never add up in this process's peak.
         index.reset()
         self.catalogue.set_meta(
             index_file=name, index_count=saved.count, index_sha256=saved.sha256, index_size=saved.size,
             index_sample=saved.sample, index_dead=0, index_serial=serial,
+            index_slots_sha256=slots.sha256, index_slots_size=slots.size,
             index_generation=self.catalogue.get_meta("catalogue_generation", "0"),
         )
         self.catalogue.clear_pending()
@@ -233,11 +331,14 @@ class VectorFile:
     def remove_unused(self) -> None:
         """Delete vector files the catalogue no longer names (readers that mapped one keep it) and
         temporary files of killed saves. Only the writer calls this."""
+        from imgret.runtime import atomic  # the write path only
+
         atomic.remove_stale_temps(self.folder, "vectors")  # ".vectors-*.tmp": this and older formats
         rec = self.record()
-        current = rec[0] if rec else None
+        current = (rec[0], slot_file.name_for(rec[0])) if rec else ()
+        ours = (".usearch", slot_file.SUFFIX)
         for entry in os.listdir(self.folder):
-            if entry != current and (entry == LEGACY_FILE or (entry.startswith("vectors-") and entry.endswith(".usearch"))):
+            if entry not in current and (entry == LEGACY_FILE or (entry.startswith("vectors-") and entry.endswith(ours))):
                 try:
                     os.unlink(self.path(entry))
                 except OSError:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from imgret.runtime import atomic
+from imgret.runtime.page_advice import advise_random
 
 # Exact (brute-force) search up to this many vectors, HNSW above: the crossover of one-query search
 # time measured on the 2-core development machine, 128-d (benchmarks/README.md, "Library at scale").
@@ -51,12 +51,16 @@ class IndexDamaged(Exception):
     """The vector file does not match what the catalogue recorded."""
 
 
-def usearch_index_class():
+def usearch_index_class(*, onnxruntime_first: bool = True):
     """usearch's ``Index``, loaded after onnxruntime: with usearch 2.26 and onnxruntime 1.32, loading
-    usearch's native library first makes the later onnxruntime import crash the process (SIGSEGV)."""
-    from imgret.runtime.session import quiet_onnxruntime
+    usearch's native library first makes a later onnxruntime import crash the process (SIGSEGV in
+    libstdc++). ``onnxruntime_first=False`` skips onnxruntime (~0.05-0.1 s) for a process that will
+    embed nothing after this (a one-shot query of library pictures); :func:`session.quiet_onnxruntime`
+    then refuses to load it rather than crash."""
+    if onnxruntime_first:
+        from imgret.runtime.session import quiet_onnxruntime
 
-    quiet_onnxruntime()  # first, and quietly: a query of library pictures may open no model at all
+        quiet_onnxruntime()  # first, and quietly: a query of library pictures may open no model at all
     from usearch.index import Index
 
     return Index
@@ -71,9 +75,9 @@ def dtype_problem(dtype: str, metric: str) -> str | None:
     return None
 
 
-def new_index(dim: int, metric: str, dtype: str = DEFAULT_DTYPE):
+def new_index(dim: int, metric: str, dtype: str = DEFAULT_DTYPE, *, onnxruntime_first: bool = True):
     """An empty in-memory usearch index with imgret's pinned settings, storing ``dtype`` vectors."""
-    Index = usearch_index_class()  # noqa: N806 - a class
+    Index = usearch_index_class(onnxruntime_first=onnxruntime_first)  # noqa: N806 - a class
 
     return Index(ndim=dim, metric=USEARCH_METRIC[metric], dtype=dtype, expansion_search=EXPANSION_SEARCH)
 
@@ -101,6 +105,8 @@ def save(index, path: str) -> SavedIndex:
     """Write ``index`` to ``path`` through a temporary file (usearch streams it: no copy in memory),
     fsync it, and return its checksum record. Only the writer (holding the lock) calls this, so a
     temporary file left in the folder is from a killed writer and is removed."""
+    from imgret.runtime import atomic  # the write path only (its tempfile import costs a reader ~10 ms)
+
     folder = os.path.dirname(os.path.abspath(path))
     atomic.remove_stale_temps(folder, os.path.basename(path))
     atomic.remove_stale_temps(folder, LEGACY_TEMP_NAME)
@@ -159,23 +165,35 @@ def check_sample(path: str, expected: SavedIndex) -> None:
         raise IndexDamaged(f"cannot read vector file: {exc.strerror}") from exc
 
 
-def open_view(path: str, expected: SavedIndex, dim: int):
-    """The vector file memory-mapped for searching, after :func:`verify` (cheap form)."""
+def open_view(path: str, expected: SavedIndex, dim: int, *, key_lookups: bool = True,  # noqa: PLR0913
+              onnxruntime_first: bool = True):
+    """The vector file memory-mapped for searching, after :func:`verify` (cheap form). Without
+    ``key_lookups`` usearch builds no key table (its ``get`` and ``in`` then fail; the slot file
+    answers those, :mod:`imgret.runtime.slot_file`): a third of the open's cost at 1M pictures."""
     verify(path, expected, full=False)
-    return _restore(path, expected, dim, view=True)
+    Index = usearch_index_class(onnxruntime_first=onnxruntime_first)  # noqa: N806 - a class
+    index = _restore(Index, path, expected, dim, view=True, key_lookups=key_lookups)
+    advise_random(path, _matrix_end(path))  # a search reads scattered vectors: no read-ahead
+    return index
+
+
+def _matrix_end(path: str) -> int:
+    """Where usearch's vectors matrix ends in its file: after two uint32, rows x bytes per row."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    return 8 + int.from_bytes(head[:4], "little") * int.from_bytes(head[4:8], "little") if len(head) == 8 else 0
+
 
 
 def load_for_update(path: str, expected: SavedIndex, dim: int):
     """The vector file loaded into memory to be changed, after a full :func:`verify`."""
     verify(path, expected, full=True)
-    return _restore(path, expected, dim, view=False)
+    return _restore(usearch_index_class(), path, expected, dim, view=False)
 
 
-def _restore(path: str, expected: SavedIndex, dim: int, *, view: bool):
-    Index = usearch_index_class()  # noqa: N806 - a class
-
+def _restore(Index, path: str, expected: SavedIndex, dim: int, *, view: bool, key_lookups: bool = True):  # noqa: N803, PLR0913
     try:
-        index = Index.restore(path, view=view)
+        index = Index.restore(path, view=view, enable_key_lookups=key_lookups)
     except Exception as exc:
         raise IndexDamaged(f"vector file cannot be parsed: {exc}") from exc
     if index is None or len(index) != expected.count or index.ndim != dim:

@@ -16,6 +16,7 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+from hashlib import blake2b
 from operator import attrgetter
 from stat import S_ISREG
 from typing import NamedTuple
@@ -68,61 +69,88 @@ def scan(
     return iter(Scan(root, follow_outside=follow_outside, exclude=exclude))
 
 
-class Scan:
-    """One walk of ``root`` (see :func:`scan`); iterate it once.
+class Listing(NamedTuple):
+    """One folder as a walk saw it: its pictures, what it passed over, and its signature.
 
-    With ``known`` (absolute path -> ``(anything, size, mtime_ns, ...)``, what a catalogue recorded) the walk
-    also detects changes, which is what makes an index run with nothing changed cost little more than
-    the walk: a picture whose size and mtime match its entry is taken out of ``known``, counted in
-    :attr:`unchanged` and not yielded. A picture that differs is taken out and yielded; what is left
-    in ``known`` afterwards was not found as a picture (vanished, or now a link or folder).
+    ``signature`` digests the folder's pictures (name, size, mtime, inode, in name order); ``None``
+    when a picture-named entry could not be taken (a link out of the tree, a file seen before...),
+    so that the folder is never trusted by its signature alone. When the signature matched the one
+    given to :class:`Scan`, ``found`` is ``None`` and ``unchanged`` counts the pictures instead."""
+
+    folder: str
+    found: list[Found] | None
+    skipped: list[Skipped]
+    signature: bytes | None
+    unchanged: int
+    subfolders: list[str]  # names of the folders inside it that the walk enters
+
+
+def signature_of(parts: list[tuple]) -> bytes:
+    """A folder's signature: a 16-byte BLAKE2b of ``repr`` of its pictures' ``(name, size, mtime_ns,
+    inode)`` in name order. ``repr`` of ints and strings is stable across processes and made in C
+    (Python's ``hash()`` is salted per process, so it cannot be stored)."""
+    return blake2b(repr(parts).encode("utf-8", "surrogateescape"), digest_size=16).digest()
+
+
+class Scan:
+    """One walk of ``root`` (see :func:`scan`); iterate it once, or call :meth:`listings` once.
+
+    With ``signatures`` (absolute folder path -> the signature stored when the catalogue last matched
+    that folder) a folder whose pictures give the same signature is not looked at further: its
+    pictures are counted in :attr:`unchanged`, and each folder listed is taken out of
+    ``signatures``, which is left holding the folders not found this time.
     """
 
     def __init__(self, root: str | os.PathLike, *, follow_outside: bool = False, exclude: tuple[str, ...] = (),
-                 known: dict[str, tuple] | None = None) -> None:
+                 signatures: dict[str, bytes | None] | None = None) -> None:
         self.root, self.follow_outside, self.exclude = os.fspath(root), follow_outside, exclude
-        self.known = known if known is not None else {}
+        self.signatures = signatures if signatures is not None else {}
         self.unchanged = 0
 
     def __iter__(self) -> Iterator[Found | Skipped]:
+        for item in self.listings():
+            if type(item) is Listing:
+                yield from item.found or ()
+                yield from item.skipped
+            else:
+                yield item
+
+    def listings(self) -> Iterator[Listing | Found | Skipped]:
+        """Each folder as a :class:`Listing` (a folder that could not be listed as a :class:`Skipped`);
+        a ``root`` that is a file gives one :class:`Found` or :class:`Skipped`."""
         root = self.root
         try:
             st = os.stat(root)
         except OSError as exc:
             yield Skipped(root, _reason(exc))
             return
-        if not stat.S_ISREG(st.st_mode):
-            walk = _Walk(root, st, self.follow_outside, self.exclude, self.known)
-            yield from walk.run()
-            self.unchanged = walk.unchanged
-        elif not has_image_suffix(root):
-            yield NotAPicture(root, suffix_label(root))
-        elif not _same(self.known.pop(root, None), st):
-            yield Found(root, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino))
-        else:
-            self.unchanged = 1
-
-
-def _same(old: tuple | None, st: os.stat_result) -> bool:
-    """Whether a catalogue entry ``(anything, size, mtime_ns, ...)`` still describes a file (the change rule)."""
-    return old is not None and old[1] == st.st_size and old[2] == st.st_mtime_ns
+        if stat.S_ISREG(st.st_mode):
+            if has_image_suffix(root):
+                yield Found(root, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino))
+            else:
+                yield NotAPicture(root, suffix_label(root))
+            return
+        walk = _Walk(root, st, self.follow_outside, self.exclude, self.signatures)
+        for item in walk.run():
+            self.unchanged += item.unchanged if type(item) is Listing else 0
+            yield item
 
 
 class _Walk:
     """One depth-first walk of a folder tree, remembering the folders and files already seen."""
 
     def __init__(self, root: str, st: os.stat_result, follow_outside: bool, exclude: tuple[str, ...],
-                 known: dict[str, tuple]) -> None:
+                 signatures: dict[str, bytes | None]) -> None:
         self.root, self.real_root, self.follow_outside = root, os.path.realpath(root), follow_outside
         self.excluded = {os.path.realpath(p) for p in exclude}
         self.seen_dirs: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
         # Files seen, by inode: a plain int on the root's device (cheaper than a tuple, and not
         # tracked by the garbage collector), (device, inode) elsewhere. See _file_key.
         self.dev, self.seen_files = st.st_dev, set()
-        self.known, self.unchanged = known, 0
+        self.signatures = signatures
 
-    def run(self) -> Iterator[Found | Skipped]:
-        stack = [self.root]
+    def run(self) -> Iterator[Listing | Skipped]:
+        stack, pop_signature = [self.root], self.signatures.pop
         while stack:
             folder = stack.pop()
             try:
@@ -131,18 +159,35 @@ class _Walk:
             except OSError as exc:
                 yield Skipped(folder, _reason(exc))
                 continue
+            parts: list[tuple] = []
+            skipped: list[Skipped] = []
             subdirs: list[str] = []
-            yield from self._listing(entries, subdirs)
-            stack.extend(reversed(subdirs))
+            trusted = self._listing(entries, parts, skipped, subdirs)
+            signature = signature_of(parts) if trusted else None
+            if signature is not None and pop_signature(folder, None) == signature:
+                yield Listing(folder, None, skipped, signature, len(parts), subdirs)
+            else:
+                pop_signature(folder, None)
+                yield Listing(folder, self._found(folder, parts), skipped, signature, 0, subdirs)
+            stack.extend(os.path.join(folder, name) for name in reversed(subdirs))
 
-    def _listing(self, entries: list[os.DirEntry], subdirs: list[str]) -> Iterator[Found | Skipped]:
-        """One folder's pictures and skips in name order; its folders to enter go to ``subdirs``.
+    def _found(self, folder: str, parts: list[tuple]) -> list[Found]:
+        """The pictures of a folder whose signature did not match, as :class:`Found`."""
+        head, dev = os.path.join(folder, ""), self.dev
+        return [Found(head + name, size, mtime_ns, key if type(key) is tuple else (dev, key))
+                for name, size, mtime_ns, key in parts]
+
+    def _listing(self, entries: list[os.DirEntry], parts: list[tuple], skipped: list[Skipped],
+                 subdirs: list[str]) -> bool:
+        """Sort one folder's entries: its pictures' ``(name, size, mtime_ns, inode key)`` go to ``parts``
+        in name order, what it passes over to ``skipped``, the names of folders to enter to ``subdirs``.
+        Returns whether the folder can be trusted by its signature (no picture-named entry was passed
+        over for a reason other than its suffix).
 
         Regular files (not links, which the folder listing itself says: no system call) take the
-        fast path, written out inline because it runs once per file: the name decides,
-        a picture costs one ``stat``, and an unchanged one a dictionary look-up. Links and folders go
-        through :meth:`_visit`."""
-        seen, pop, unchanged, suffixes, dev = self.seen_files, self.known.pop, 0, IMAGE_SUFFIXES, self.dev
+        fast path, written out inline because it runs once per file: the name decides and a picture
+        costs one ``stat`` and one tuple. Links and folders go through :meth:`_visit`."""
+        seen, add, suffixes, dev, trusted = self.seen_files, parts.append, IMAGE_SUFFIXES, self.dev, True
         for entry in entries:
             name = entry.name
             if name[0] == ".":  # hidden by Unix convention; also macOS ``._*`` AppleDouble files
@@ -154,47 +199,42 @@ class _Walk:
             if not plain:
                 outcome = self._visit(entry)
                 if isinstance(outcome, str):
-                    subdirs.append(outcome)
-                elif outcome is not None and not self._unchanged(outcome):
-                    yield outcome
+                    subdirs.append(name)
+                elif type(outcome) is Found:
+                    add((name, outcome.size, outcome.mtime_ns, self._key(outcome.inode)))
+                elif outcome is not None:
+                    skipped.append(outcome)
+                    trusted = trusted and (type(outcome) is NotAPicture or not has_image_suffix(name))
                 continue
             dot = name.rfind(".")  # is_picture_name, inlined: a hidden name never gets here
             if dot < 0 or name[dot:].lower() not in suffixes:
-                yield NotAPicture(entry.path, suffix_label(name))
+                skipped.append(NotAPicture(entry.path, suffix_label(name)))
                 continue
             try:
                 # os.stat, not entry.stat(): the same one system call, but entry.stat() keeps each
                 # result alive in its entry until the whole folder is done (measured ~20% slower).
                 st = os.stat(entry.path)
             except OSError as exc:
-                yield Skipped(entry.path, _reason(exc))
+                skipped.append(Skipped(entry.path, _reason(exc)))
+                trusted = False
                 continue
             key = st.st_ino if st.st_dev == dev else (st.st_dev, st.st_ino)  # _file_key, inlined
             if not S_ISREG(st.st_mode):
-                yield Skipped(entry.path, "not-a-file")
+                skipped.append(Skipped(entry.path, "not-a-file"))
+                trusted = False
             elif key in seen:
-                yield Skipped(entry.path, "same-file-seen")
+                skipped.append(Skipped(entry.path, "same-file-seen"))
+                trusted = False
             else:
                 seen.add(key)
-                old = pop(entry.path, None)
-                if old is not None and old[1] == st.st_size and old[2] == st.st_mtime_ns:  # _same, inlined
-                    unchanged += 1
-                else:
-                    yield Found(entry.path, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino))
-        self.unchanged += unchanged
+                add((name, st.st_size, st.st_mtime_ns, key))
+        return trusted
+
+    def _key(self, inode: tuple[int, int]) -> int | tuple[int, int]:
+        return inode[1] if inode[0] == self.dev else inode
 
     def _file_key(self, st: os.stat_result) -> int | tuple[int, int]:
         return st.st_ino if st.st_dev == self.dev else (st.st_dev, st.st_ino)
-
-    def _unchanged(self, outcome: Found | Skipped) -> bool:
-        """The change rule for a picture reached through a link (the slow path)."""
-        if type(outcome) is not Found:
-            return False
-        old = self.known.pop(outcome.path, None)
-        if old is not None and old[1] == outcome.size and old[2] == outcome.mtime_ns:
-            self.unchanged += 1
-            return True
-        return False
 
     def _visit(self, entry: os.DirEntry) -> Found | Skipped | str | None:
         """A picture, a skip (a :class:`NotAPicture` for another suffix), a folder to enter (its path) or

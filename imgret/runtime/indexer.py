@@ -163,7 +163,7 @@ class Indexer:
                 todo, changes = self._changed_file(root_abs, report)
         source = source or functools.partial(prepared_stream, workers=workers)
         self._embed_all(todo, report, progress=progress, source=source)
-        report.removed = self._settle(changes, todo)
+        report.removed = self._settle(changes, todo, report)
         self.faults.at("before-final-commit")
         self._commit()
         self.vector_file.forget()
@@ -264,7 +264,7 @@ class Indexer:
             report.skip(path, row.skip_reason)
         return [], _Changes()
 
-    def _settle(self, changes: _Changes, todo: list[Found]) -> int:
+    def _settle(self, changes: _Changes, todo: list[Found], report: IndexReport) -> int:
         """Forget the files not found (except below folders that could not be read) and sign the
         folders compared whose pictures were all stored; returns how many files were forgotten."""
         keep_under = tuple(d.rstrip(os.sep) + os.sep for d in changes.unreadable)
@@ -276,7 +276,10 @@ class Indexer:
         removed = self.catalogue.delete(gone)
         self.catalogue.forget_folders(vanished)
         unsettled = {os.path.dirname(f.path) for f in todo if f.path not in self._stored}
-        self.catalogue.set_signatures({f: s for f, s in changes.listed.items() if f not in unsettled})
+        # Folders holding recorded skips stay unsigned too: a report lists each skipped file, which only
+        # its row can tell (few folders hold one).
+        unsettled |= {os.path.dirname(path) for paths in report.skipped.values() for path in paths}
+        self.catalogue.set_signatures({f: None if f in unsettled else s for f, s in changes.listed.items()})
         return removed
 
     def _embed_all(self, todo: list[Found], report: IndexReport, *, progress, source: PreparedSource) -> None:

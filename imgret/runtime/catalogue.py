@@ -4,7 +4,9 @@ One row per file seen: where it is, size, modification time, content hash (32 by
 or ``skipped`` with a reason). A picture's vector lives here only while it is *pending* (committed, not
 yet in the vector file); the vector file holds every other one (see ``vector_file.py``). Paths under an
 indexed folder are stored relative to it (table ``roots``), so moving the folder is one UPDATE
-(:meth:`Catalogue.relocate`). A ``meta`` table records the format, the model, the vector file.
+(:meth:`Catalogue.relocate`). A ``meta`` table records the format, the model, the vector file. A
+``folders`` table holds each folder's signature, so a re-index reads the rows of changed folders only
+(see ``catalogue_schema.py`` for when it is trusted).
 
 Integrity: a writer runs ``PRAGMA quick_check`` when it opens; a reader checks only the file header
 (magic, page size, page count against the file's size), so a cold query stays cheap; damage a query

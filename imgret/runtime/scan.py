@@ -8,6 +8,10 @@ reported as :class:`Skipped` with a reason instead of raising. Which files are p
 the name's suffix (:func:`imgret.runtime.imageio.has_image_suffix`); the format itself is then read
 from the content. Files with other suffixes are reported as :class:`NotAPicture`, so that a summary can
 say how many were passed over and why.
+
+An index run walks with :meth:`Scan.listings`: one :class:`Listing` per folder, with a signature of
+its pictures (:func:`signature_of`), so that a folder whose signature matches the one recorded for
+it needs no further look (see ``indexer.py``).
 """
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ class Indexer:
         if not os.path.exists(root_abs):
             raise LibraryError(f"no such file or folder: {os.fspath(root)}")
         report.vectors_lost = self.vector_file.ensure_sound()
-        self._stored: set[str] = set()
+        self._stored = set()
         with _collector_paused():
             if os.path.isdir(root_abs):
                 self.catalogue.add_root(root_abs)

@@ -200,16 +200,14 @@ class _Walk:
         self, entries: list[os.DirEntry], parts: list[tuple], skipped: list[Skipped], subdirs: list[str],
         *, quick: bool = False,
     ) -> bool | None:
-        """Sort one folder's entries: its pictures' ``(name, size, mtime_ns, inode key)`` go to ``parts``
-        in name order, what it passes over to ``skipped``, the names of folders to enter to ``subdirs``.
-        Returns whether the folder can be trusted by its signature (no picture-named entry was passed
-        over for a reason other than its suffix).
+        """Sort one folder's entries: pictures' ``(name, size, mtime_ns, inode key)`` to ``parts``, what
+        it passes over to ``skipped``, folders to enter to ``subdirs``. Returns whether the folder can
+        be trusted by its signature (no picture-named entry passed over but for its suffix).
 
-        Regular files (not links, which the folder listing itself says: no system call) take the
-        fast path, written out inline because it runs once per file: the name decides and a picture
-        costs one ``stat`` and one tuple. Links and folders go through :meth:`_visit`. ``quick``
-        (entries in any order): folders are entered after the files, and at the first link or file
-        seen before, everything is undone and ``None`` returned, for a call in name order."""
+        Regular files (not links: the listing says so, no system call) take the fast path, inline
+        as it runs once per file. Links and folders go through :meth:`_visit`. ``quick`` (entries in
+        any order): folders are entered after the files, and at the first link or file seen before
+        all is undone and ``None`` returned, for a call in name order."""
         seen, add, dev, trusted = self.seen_files, parts.append, self.dev, True
         short, long = _CASED_SUFFIXES
         see, stat_of = seen.add, os.stat  # bound once: the loop runs once per file

@@ -27,6 +27,7 @@ Side by side, ``--runs`` times each, interleaved (the median is printed):
 
     python benchmarks/reindex.py                    # 10k,100k: ~2 min on 2 idle cores
     python benchmarks/reindex.py --sizes 1M --runs 1  # 1M: ~10 min on 2 loaded cores (copies, 1M walks)
+    python benchmarks/reindex.py --compare /work/main/.venv/bin/python  # A/B: another checkout alternating
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def run(*args) -> tuple[float, str, str, float]:
     which a loaded machine inflates far less than the wall); a failure stops the benchmark."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True)
+    # From "/": a Python started in a checkout would import that checkout's imgret, whichever it is.
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd="/")
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -90,9 +92,9 @@ def run(*args) -> tuple[float, str, str, float]:
     return wall, proc.stdout, proc.stderr, cpu
 
 
-def imgret(*args) -> tuple[float, str, float]:
+def imgret(*args, py: str = PY) -> tuple[float, str, float]:
     """``imgret ARGS`` as a new process: (wall seconds, first line of stderr, CPU seconds)."""
-    wall, _, err, cpu = run(PY, "-m", "imgret", *args)
+    wall, _, err, cpu = run(py, "-m", "imgret", *args)
     return wall, err.strip().splitlines()[0], cpu
 
 
@@ -132,17 +134,33 @@ def million(cache: Path, work: Path) -> Path:
 
 
 # -- measurements -------------------------------------------------------------------------------------
-def no_change(size: str, pics: Path, lib: Path, count: int, runs: int) -> tuple[float, float]:
-    """Interleaved runs; emits the medians and returns the no-change process's wall and CPU seconds."""
-    rows = []
+def no_change(size: str, pics: Path, lib: Path, count: int, runs: int, compare: str | None = None) -> tuple[float, float]:
+    """Interleaved runs; emits the medians and returns the no-change process's wall and CPU seconds.
+    With ``compare`` (another checkout's Python, its imgret installed), each run is followed by the
+    same measurements with it, on the same copies, and its medians are emitted too."""
+    rows: dict[str, list] = {PY: [], **({compare: []} if compare else {})}
     for _ in range(runs):
-        walk_wall, out, _, walk_cpu = run(PY, "-c", BARE, pics)
-        index_wall, summary, index_cpu = imgret("index", pics, "--library", lib, "--no-progress")
-        assert f"{count} unchanged" in summary and " 0 added, 0 updated, 0 removed" in summary, summary
-        _, out2, _, _ = run(PY, "-c", IN_RUN, pics, lib)
-        rows.append((walk_wall, float(out), index_wall, *map(float, out2.split()), walk_cpu, index_cpu))
-    med = [statistics.median(col) for col in zip(*rows)]
-    emit({"what": "no-change re-index", "size": size, "runs": runs,
+        for py, got in rows.items():
+            got.append(_one_no_change(py, pics, lib, count))
+    for py, got in rows.items():
+        med = _emit_no_change(size, runs, got, None if py == PY else py)
+        if py == PY:
+            mine = med
+    return mine[2], mine[8]
+
+
+def _one_no_change(py: str, pics: Path, lib: Path, count: int) -> tuple:
+    walk_wall, out, _, walk_cpu = run(py, "-c", BARE, pics)
+    index_wall, summary, index_cpu = imgret("index", pics, "--library", lib, "--no-progress", py=py)
+    assert f"{count} unchanged" in summary and " 0 added, 0 updated, 0 removed" in summary, summary
+    _, out2, _, _ = run(py, "-c", IN_RUN, pics, lib)
+    return (walk_wall, float(out), index_wall, *map(float, out2.split()), walk_cpu, index_cpu, summary)
+
+
+def _emit_no_change(size: str, runs: int, rows: list[tuple], compared: str | None) -> list[float]:
+    summary = rows[-1][-1]
+    med = [statistics.median(col) for col in zip(*(r[:-1] for r in rows))]
+    emit({"what": "no-change re-index", "size": size, "runs": runs, **({"python": compared} if compared else {}),
           "bare_walk_process_s": round(med[0], 3), "bare_walk_in_process_s": round(med[1], 3),
           "index_process_s": round(med[2], 3), "ratio_process": round(med[2] / med[0], 2),
           "index_in_run_s": round(med[3], 3), "walk_beside_s": round(med[4], 3),
@@ -151,7 +169,7 @@ def no_change(size: str, pics: Path, lib: Path, count: int, runs: int) -> tuple[
           "cpu_ratio_in_run": round(med[5] / med[6], 2),
           "cpu_bare_walk_process_s": round(med[7], 3), "cpu_index_process_s": round(med[8], 3),
           "cpu_ratio_process": round(med[8] / med[7], 2), "summary": summary})
-    return med[2], med[8]
+    return med
 
 
 def add_100(size: str, pics: Path, lib: Path, no_change: tuple[float, float]) -> None:
@@ -176,6 +194,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="10k,100k")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the copies under --work")
+    ap.add_argument("--compare", metavar="PYTHON", help="another checkout's Python (its imgret installed, e.g. "
+                    "/work/main/.venv/bin/python): its no-change runs alternate with this one's on the same copies")
     args = ap.parse_args()
     emit({"what": "machine", "cpus": os.cpu_count(), "load": [round(x, 1) for x in os.getloadavg()],
           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
@@ -184,8 +204,10 @@ def main() -> None:
     try:
         for size in args.sizes.split(","):
             pics, lib, count = prepare(args.cache, args.work, size)
-            imgret("index", pics, "--library", lib, "--no-progress")  # warm the page cache
-            add_100(size, pics, lib, no_change(size, pics, lib, count, args.runs))
+            imgret("index", pics, "--library", lib, "--no-progress")  # warm the page cache (and sign)
+            if args.compare:  # a no-change run of the other checkout changes nothing: the signatures stay
+                imgret("index", pics, "--library", lib, "--no-progress", py=args.compare)
+            add_100(size, pics, lib, no_change(size, pics, lib, count, args.runs, args.compare))
             if not args.keep:
                 shutil.rmtree(pics), shutil.rmtree(lib)
     finally:

@@ -4,7 +4,9 @@ One row per file seen: where it is, size, modification time, content hash (32 by
 or ``skipped`` with a reason). A picture's vector lives here only while it is *pending* (committed, not
 yet in the vector file); the vector file holds every other one (see ``vector_file.py``). Paths under an
 indexed folder are stored relative to it (table ``roots``), so moving the folder is one UPDATE
-(:meth:`Catalogue.relocate`). A ``meta`` table records the format, the model, the vector file.
+(:meth:`Catalogue.relocate`). A ``meta`` table records the format, the model, the vector file. A
+``folders`` table holds each folder's signature, so a re-index reads the rows of changed folders only
+(see ``catalogue_schema.py`` for when it is trusted).
 
 Integrity: a writer runs ``PRAGMA quick_check`` when it opens; a reader checks only the file header
 (magic, page size, page count against the file's size), so a cold query stays cheap; damage a query
@@ -18,7 +20,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from operator import itemgetter
+from hashlib import blake2b
 
 import numpy as np
 
@@ -30,6 +32,7 @@ CATALOGUE_FORMAT = schema.CATALOGUE_FORMAT
 RECOVERY = "move the library folder aside (or delete it) and run `imgret index FOLDER` again to rebuild it"
 ABSOLUTE = 0  # the root id of rows whose path is absolute
 SEP = os.fsencode(os.sep)
+_AFTER_SEP = bytes([SEP[0] + 1])  # the byte after the separator: ``a/`` <= every path in folder ``a`` < ``a0``
 COLUMNS = "id, root, path, size, mtime_ns, sha256, status, reason, EXISTS (SELECT 1 FROM pending p WHERE p.id = files.id)"
 
 
@@ -74,11 +77,6 @@ def _decode_all(head: bytes, blobs: Iterable[bytes]) -> list[str]:
     return os.fsdecode(head + joined).split("\0")
 
 
-def _by_path(head: bytes, rows: list[tuple]) -> dict[str, tuple]:
-    """``{decode_path(head + row[0]): row}``, built in C loops (the rows as fetched are the values)."""
-    return dict(zip(_decode_all(head, map(itemgetter(0), rows)), rows)) if rows else {}
-
-
 def hash_bytes(sha256: str | bytes | None) -> bytes | None:
     """A content hash as its 32 raw bytes (given as bytes or as 64 hex digits)."""
     if sha256 is None or isinstance(sha256, bytes):
@@ -107,6 +105,9 @@ class Catalogue:
                 self._prepare_for_writing(fault)
             self.db.execute("SELECT id FROM files LIMIT 1").fetchall()  # a non-database fails here
             self.roots = self._load_roots()
+            self._stamp: str | None = None
+            if not readonly:
+                self._trust_folders()
         except sqlite3.DatabaseError as exc:
             self._close_quietly()
             raise damaged(path, exc) from exc
@@ -162,17 +163,24 @@ class Catalogue:
 
     def commit(self) -> None:
         """Commit; the generation moves on only when a file row changed, so a run that found nothing
-        to do leaves the library (and its vector file) exactly as it was."""
+        to do leaves the library (and its vector file) exactly as it was. The folder signatures'
+        stamp follows the generation and the roots in the same transaction (see :meth:`folders_stamp`)."""
         if self.dirty:
             gen = int(self.get_meta("catalogue_generation", "0")) + 1
             self.set_meta(catalogue_generation=gen, updated=time.time())
             self.dirty = False
+        if not self.readonly:
+            stamp = self.folders_stamp()
+            if stamp != self._stamp:
+                self.set_meta(folders_stamp=stamp)
+                self._stamp = stamp
         self.db.commit()
 
     def rollback(self) -> None:
         """Drop the open transaction."""
         self.db.rollback()
         self.dirty = False
+        self._stamp = None  # what the rolled-back transaction may have written is gone
 
     def close(self) -> None:
         """Close the database connection."""
@@ -181,6 +189,7 @@ class Catalogue:
     def forget_all(self) -> None:
         """Drop every file and the vector file's record (``--rebuild``); the caller commits."""
         self.db.execute("DELETE FROM files")
+        self.db.execute("DELETE FROM folders")
         self.db.execute("DELETE FROM meta WHERE key LIKE 'index_%'")
         self.dirty = True
 
@@ -213,8 +222,10 @@ class Catalogue:
             if root.startswith(raw + SEP):
                 self._rebase(old, root[len(raw) + 1:] + SEP, rid)
                 self.db.execute("DELETE FROM roots WHERE id = ?", (old,))
+                self.db.execute("DELETE FROM folders WHERE root = ?", (old,))
                 del self.roots[old]
         self._rebase_absolute(raw, rid)
+        self._derive_folders("root = ?", (rid,))  # the rows just moved in: their folders, unsigned
         self.roots[rid] = raw
         return rid
 
@@ -228,6 +239,11 @@ class Catalogue:
             "UPDATE files SET root = ?, path = substr(path, ?) WHERE root = ? AND substr(path, 1, ?) = ?",
             (rid, len(start) + 1, ABSOLUTE, len(start), start),
         )
+
+    def _derive_folders(self, where: str, args: tuple) -> None:
+        """Give every folder holding rows (of a root) an unsigned ``folders`` entry if it has none."""
+        self.db.execute("INSERT OR IGNORE INTO folders (root, path, signature) SELECT DISTINCT root, "
+                        f"imgret_folder(path), NULL FROM files WHERE {where}", args)
 
     def relocate(self, old: str, new: str) -> int:
         """Re-point every stored path under folder ``old`` to folder ``new``; returns how many
@@ -260,24 +276,87 @@ class Catalogue:
             r = self.db.execute(f"SELECT {COLUMNS} FROM files WHERE root = ? AND path = ?", self.split(path)).fetchone()
         return self._row(r) if r else None
 
-    def known_under(self, folder: str) -> tuple[dict[str, tuple], dict[str, tuple]]:
-        """Every row below ``folder`` (a recorded root or a folder inside one), by absolute path, as
-        two dictionaries: pictures ``(stored path, size, mtime_ns, key)`` and recorded skips ``(stored
-        path, size, mtime_ns, key, reason)``. Built without Python code per row (a large library's
-        rows cost little more than SQLite's fetch), so a walk detects changes with one dictionary
-        look-up per file; :class:`~imgret.runtime.scan.Scan` takes the first."""
-        rid, stored = self.split(folder.rstrip(os.sep) + os.sep + "x")
-        stored = stored[:-1]  # the folder's own prefix inside its root, ending in a separator
-        # "+root": read the table in order rather than through the (root, path) index, twice as fast
-        # when, as usual, one folder holds most of the library.
-        where, args = "+root = ?", (rid,)
+    # -- folder signatures (see catalogue_schema.py) ---------------------------------------------------
+    def folders_stamp(self) -> str:
+        """What the ``folders`` table is tied to: the generation (which every writer, old or new,
+        moves on when a file row changes) and the recorded roots (which an older writer may fold or
+        move without touching a file row)."""
+        roots = blake2b(repr(sorted(self.roots.items())).encode(), digest_size=8).hexdigest()
+        return f"{self.get_meta('catalogue_generation', '0')}:{roots}"
+
+    def _trust_folders(self) -> None:
+        """A writer's first step: if the ``folders`` table is not the one this catalogue's last
+        writer kept (new, or a writer that does not keep it changed something since), rebuild it from
+        the rows, every folder unsigned, so a re-index compares everything once."""
+        if self.format == 1:
+            return
+        stamp = self.folders_stamp()
+        if self.get_meta("folders_stamp") == stamp:
+            self._stamp = stamp
+            return
+        self.db.execute("DELETE FROM folders")
+        self._derive_folders("root != ?", (ABSOLUTE,))
+        self.set_meta(folders_stamp=stamp)
+        self.db.commit()
+        self._stamp = stamp
+
+    def _folder_key(self, folder: str) -> tuple[int, bytes]:
+        """``(root id, stored folder path)`` of an absolute folder, as ``folders`` keys it."""
+        rid, stored = self.split(os.path.join(folder, "x"))
+        return rid, stored[:-2] if len(stored) > 1 else b""
+
+    def _folder_path(self, rid: int, stored: bytes) -> str:
+        stored = bytes(stored)
+        return decode_path(self.roots[rid] + SEP + stored if stored else self.roots[rid])
+
+    def folder_signatures(self, folder: str) -> dict[str, bytes | None]:
+        """Every recorded folder at or below ``folder`` (absolute), by absolute path, with its
+        signature (``None``: its rows must be compared)."""
+        rid, stored = self._folder_key(folder)
+        if rid == ABSOLUTE or self.format == 1:
+            return {}
+        where, args = "root = ?", (rid,)
         if stored:
-            where, args = where + " AND substr(path, 1, ?) = ?", (rid, len(stored), stored)
-        head = (self.roots[rid] + SEP) if rid != ABSOLUTE else b""
-        ok = self.db.execute(f"SELECT path, size, mtime_ns, id FROM files WHERE {where} AND status = 'ok'", args)
-        skipped = self.db.execute("SELECT path, size, mtime_ns, id, coalesce(reason, 'unreadable') FROM files "
-                                  f"WHERE {where} AND status != 'ok'", args)
-        return _by_path(head, ok.fetchall()), _by_path(head, skipped.fetchall())
+            where, args = "root = ? AND (path = ? OR (path >= ? AND path < ?))", (rid, stored, stored + SEP, stored + _AFTER_SEP)
+        rows = self.db.execute(f"SELECT path, signature FROM folders WHERE {where}", args).fetchall()
+        return {self._folder_path(rid, p): (None if sig is None else bytes(sig)) for p, sig in rows}
+
+    def set_signatures(self, signatures: dict[str, bytes | None]) -> None:
+        """Record folders' signatures (in the open transaction); only for folders whose rows now
+        match exactly the pictures the signature was made from."""
+        rows = [(rid, stored, sig) for rid, stored, sig in
+                ((*self._folder_key(f), s) for f, s in signatures.items()) if rid != ABSOLUTE]
+        self.db.executemany("INSERT INTO folders (root, path, signature) VALUES (?, ?, ?) "
+                            "ON CONFLICT(root, path) DO UPDATE SET signature = excluded.signature", rows)
+
+    def forget_folders(self, folders: Iterable[str]) -> None:
+        """Drop folders' entries (folders that are gone; their rows are deleted by the caller)."""
+        self.db.executemany("DELETE FROM folders WHERE root = ? AND path = ?", [self._folder_key(f) for f in folders])
+
+    def known_in(self, folder: str, subfolders: Iterable[str] = ()) -> tuple[dict[str, tuple], dict[str, tuple]]:
+        """The rows of the files directly in ``folder`` (absolute), by absolute path, as two
+        dictionaries: pictures ``(stored path, size, mtime_ns, key)`` and recorded skips ``(stored path,
+        size, mtime_ns, key, reason)``. Read through the ``(root, path)`` index; the ranges of the
+        ``subfolders`` named (those the walk enters) are jumped over, so a folder's cost does not
+        grow with what lies below it."""
+        rid, stored = self._folder_key(folder)
+        prefix = stored + SEP if stored else b""
+        jumps = sorted(prefix + encode_path(name) + SEP for name in subfolders)  # in the index's order
+        starts = [prefix] + [j[:-1] + _AFTER_SEP for j in jumps]
+        ends = jumps + [stored + _AFTER_SEP if stored else None]
+        rows: list[tuple] = []
+        sql = "SELECT path, size, mtime_ns, id, status, coalesce(reason, 'unreadable') FROM files WHERE root = ? AND path >= ?"
+        for lo, hi in zip(starts, ends):
+            if hi is None:
+                rows += self.db.execute(sql, (rid, lo))
+            else:
+                rows += self.db.execute(sql + " AND path < ?", (rid, lo, hi))
+        cut, head = len(prefix), (self.roots[rid] + SEP) if rid != ABSOLUTE else b""
+        rows = [r for r in rows if SEP not in r[0][cut:]]  # deeper rows: folders not entered this time
+        paths = _decode_all(head, [r[0] for r in rows]) if rows else []
+        pictures = {p: r[:4] for p, r in zip(paths, rows) if r[4] == "ok"}
+        skipped = {p: (*r[:4], r[5]) for p, r in zip(paths, rows) if r[4] != "ok"}
+        return pictures, skipped
 
     def put_ok(self, path: str, size: int, mtime_ns: int, sha256: str | bytes, vector: np.ndarray) -> int:
         """Store a picture with its (pending) vector; returns its key."""
@@ -310,7 +389,12 @@ class Catalogue:
             (*where, size, mtime_ns, *row),
         )
         self.dirty = True
-        return int(cur.fetchone()[0])
+        key = int(cur.fetchone()[0])
+        if where[0] != ABSOLUTE:  # its folder's signature no longer vouches for its rows
+            self.db.execute("INSERT INTO folders (root, path, signature) VALUES (?, ?, NULL) "
+                            "ON CONFLICT(root, path) DO UPDATE SET signature = NULL",
+                            (where[0], schema.folder_of(where[1])))
+        return key
 
     def _count_dead(self, n: int) -> None:
         """Keys in the vector file that no longer stand for a settled picture (searches skip them)."""
@@ -324,6 +408,8 @@ class Catalogue:
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
             marks = ",".join("?" * len(chunk))
+            self.db.executemany("UPDATE folders SET signature = NULL WHERE root = ? AND path = ?", {
+                (r, schema.folder_of(p)) for r, p in self.db.execute(f"SELECT root, path FROM files WHERE id IN ({marks})", chunk)})
             settled += self.db.execute(
                 f"SELECT count(*) FROM files WHERE id IN ({marks}) AND status = 'ok' "
                 "AND NOT EXISTS (SELECT 1 FROM pending p WHERE p.id = files.id)", chunk
@@ -412,6 +498,8 @@ class Catalogue:
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             self.db.execute(f"UPDATE files SET size = -1 WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        if ids:
+            self.db.execute("UPDATE folders SET signature = NULL")  # rare (a lost vector file): all of them
         self.dirty = self.dirty or bool(ids)
 
     def counts(self) -> dict[str, int]:

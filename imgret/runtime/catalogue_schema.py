@@ -9,6 +9,7 @@ it is read as it is and upgraded in place, in one transaction, by the first writ
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 CATALOGUE_FORMAT = 2
@@ -28,11 +29,25 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE INDEX IF NOT EXISTS files_sha256 ON files (sha256);
 CREATE TABLE IF NOT EXISTS pending (id INTEGER PRIMARY KEY, vector BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS folders (
+    root INTEGER NOT NULL,
+    path BLOB NOT NULL,
+    signature BLOB,
+    PRIMARY KEY (root, path)
+) WITHOUT ROWID;
 """
 # Pending vectors have a table of their own: clearing it frees whole pages, which incremental
 # auto-vacuum gives back to the file system, instead of leaving every row's page mostly empty.
 # ``root`` 0 means ``path`` is absolute (a file added on its own, outside any indexed folder);
 # AUTOINCREMENT so a deleted row's key is never reused while an older vector file still holds it.
+# ``folders``: every folder (below a root; ``path`` relative to it, "" for the root itself) holding
+# rows, with the signature of its pictures (``scan.signature_of``) written when the catalogue last
+# matched them all, else NULL. A re-index lists a folder and compares its rows only when the
+# signatures differ. Trusted only while the meta value ``folders_stamp`` names the current
+# ``catalogue_generation`` and roots (see ``Catalogue.folders_stamp``): an older imgret, which
+# does not keep this table, changes one or the other with every change it makes, and the next
+# writer then rebuilds the table unsigned. An added table, not a new format: today's readers and
+# writers open the catalogue as they are.
 V1_META_DROPPED = ("index_generation", "index_count", "index_sha256", "index_size", "index_built_at")
 
 
@@ -83,5 +98,14 @@ def upgrade_v1(db: sqlite3.Connection, fault=None) -> None:
 
 
 def register_functions(db: sqlite3.Connection) -> None:
-    """SQL functions the upgrade needs on SQLite builds older than 3.41 (``unhex``)."""
+    """SQL functions the upgrade needs on SQLite builds older than 3.41 (``unhex``), and the folder of
+    a stored path (``imgret_folder``) that rebuilding the ``folders`` table needs."""
     db.create_function("unhex", 1, lambda text: bytes.fromhex(text) if text else None, deterministic=True)
+    db.create_function("imgret_folder", 1, folder_of, deterministic=True)
+
+
+def folder_of(stored: bytes) -> bytes:
+    """The folder part of a stored path, as ``folders.path`` keeps it: ``b"a/b"`` for ``b"a/b/c.jpg"``,
+    ``b""`` for ``b"c.jpg"``."""
+    cut = bytes(stored).rfind(os.fsencode(os.sep))
+    return bytes(stored[:cut]) if cut >= 0 else b""

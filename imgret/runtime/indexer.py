@@ -1,5 +1,11 @@
 """An index run: scan, decide what changed, embed only that, commit in batches, refresh the vector file.
 
+What changed is decided folder by folder: a folder whose pictures (names, sizes, mtimes, inodes) give
+the signature recorded when the catalogue last matched it is unchanged without reading its rows;
+any other folder's rows are read and compared file by file. Folders recorded but not found are gone.
+A folder's signature is recorded in the run's last transaction, only when each of its pictures was
+stored (a file passed over to be tried again keeps its folder unsigned).
+
 Work is committed every :data:`COMMIT_EVERY` files (or :data:`COMMIT_SECONDS`), so an interrupted run
 keeps what it did and the next run carries on from there: a committed file whose size and mtime still
 match is "unchanged". Vectors are reused by content hash, so renamed or duplicated files are not
@@ -18,6 +24,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,7 +36,7 @@ from imgret.runtime.encoder import Encoder
 from imgret.runtime.prepare import Prepared
 from imgret.runtime.progress import ProgressCallback
 from imgret.runtime.results import IndexReport
-from imgret.runtime.scan import Found, Scan
+from imgret.runtime.scan import Found, Listing, Scan
 from imgret.runtime.spool import FoundList
 from imgret.runtime.vector_file import VectorFile
 
@@ -101,6 +108,16 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass
+class _Changes:
+    """What a walk found to do besides embedding."""
+
+    gone: list[int] = field(default_factory=list)  # keys of rows whose file was not found in its folder
+    listed: dict[str, bytes | None] = field(default_factory=dict)  # folders compared, and their signatures
+    vanished: list[str] = field(default_factory=list)  # recorded folders not found
+    unreadable: list[str] = field(default_factory=list)  # folders that could not be read: rows kept
+
+
 def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -120,6 +137,8 @@ class Indexer:
         self.exclude = tuple(os.fspath(e) for e in exclude)
         self.commit_every = max(1, _env_int("IMGRET_COMMIT_EVERY", COMMIT_EVERY))
         self.faults = _Faults()
+        # Folders with a picture not stored this run (to be tried again): not signed, so compared next run.
+        self._unsettled: set[str] = set()
 
     def index_folder(
         self, root, *, progress: ProgressCallback | None = None, workers: int | None = None,
@@ -127,8 +146,9 @@ class Indexer:
     ) -> IndexReport:
         """Bring the catalogue up to date with every picture under ``root``; returns what was done.
 
-        With nothing changed this costs the walk, one catalogue query and a look-up per file: the
-        vector file is neither read nor written and the library's generation stays as it was.
+        With nothing changed this costs the walk (a ``stat`` per picture and a signature per folder)
+        and one query of the folder signatures: no file row is read, the vector file is neither read
+        nor written and the library's generation stays as it was.
         ``source`` replaces the local decode workers (``workers`` is then unused), e.g. by a cluster's.
         """
         start = time.monotonic()
@@ -137,14 +157,18 @@ class Indexer:
         if not os.path.exists(root_abs):
             raise LibraryError(f"no such file or folder: {os.fspath(root)}")
         report.vectors_lost = self.vector_file.ensure_sound()
+        self._unsettled = set()
         with _collector_paused():
-            known = self._known(root_abs)
-            todo, unreadable_dirs = self._changed(root_abs, report, follow_outside, known)
+            if os.path.isdir(root_abs):
+                self.catalogue.add_root(root_abs)
+                todo, changes = self._changed(root_abs, report, follow_outside)
+            else:
+                todo, changes = self._changed_file(root_abs, report)
         source = source or functools.partial(prepared_stream, workers=workers)
         # usearch is needed by refresh() below: loaded while the pictures are embedded.
         with todo, meanwhile(vectors.usearch_index_class if todo else None):
             self._embed_all(todo, report, progress=progress, source=source)
-        report.removed = self._remove_vanished(known, unreadable_dirs)
+        report.removed = self._settle(changes, report)
         self.faults.at("before-final-commit")
         self._commit()
         self.vector_file.forget()
@@ -153,15 +177,6 @@ class Indexer:
         self.faults.at("after-index-save")
         report.seconds = time.monotonic() - start
         return report
-
-    def _known(self, root: str) -> tuple[dict[str, tuple], dict[str, tuple]]:
-        """What the catalogue holds below ``root`` (a folder becomes a recorded root first): pictures
-        for :class:`Scan` to compare, and recorded skips (and the row of a single file, whatever it is)."""
-        if os.path.isdir(root):
-            self.catalogue.add_root(root)
-            return self.catalogue.known_under(root)
-        row = self.catalogue.lookup(root)
-        return {}, ({root: (root, row.size, row.mtime_ns, row.key, row.skip_reason)} if row else {})
 
     def index_files(self, paths: Iterable[str | os.PathLike]) -> IndexReport:
         """Index an explicit list of picture files (the library API's ``add``)."""
@@ -200,29 +215,80 @@ class Indexer:
     def _commit(self) -> None:
         self.catalogue.commit()
 
-    def _changed(self, root: str, report: IndexReport, follow_outside: bool, known: tuple[dict, dict]):
-        """Scan ``root``: the files to embed, and folders that could not be read. Every path seen is
-        taken out of the two ``known`` dictionaries, which are left holding the files that vanished."""
-        pictures, others = known
+    def _changed(self, root: str, report: IndexReport, follow_outside: bool) -> tuple[FoundList, _Changes]:
+        """Walk ``root``: the files to embed, and what else changed. Only folders whose signature
+        differs from the recorded one have their rows read (:meth:`_compare`)."""
         todo = FoundList()  # packed, and on disk when large: a first index of 1M stays flat in memory
-        unreadable_dirs: list[str] = []
-        walk = Scan(root, follow_outside=follow_outside, exclude=self.exclude, known=pictures)
-        for item in walk:  # unchanged pictures are counted by the walk, not yielded
-            old = others.pop(item.path, None)
-            if type(item) is not Found:
-                pictures.pop(item.path, None)  # e.g. unreadable this time: kept, not forgotten
+        changes = _Changes()
+        folders = self.catalogue.folder_signatures(root)
+        walk = Scan(root, follow_outside=follow_outside, exclude=self.exclude, signatures=folders)
+        for item in walk.listings():
+            if type(item) is not Listing:  # a folder that could not be listed: its rows are kept
+                report.pass_over(item.path, item.reason)
                 if item.reason in ("permission-denied", "unreadable") and os.path.isdir(item.path):
-                    unreadable_dirs.append(item.path)
-                report.pass_over(item.path, item.reason)  # never recorded: `info` does not count it
-            elif old is None or old[1] != item.size or old[2] != item.mtime_ns:
+                    changes.unreadable.append(item.path)
+                continue
+            for skip in item.skipped:
+                report.pass_over(skip.path, skip.reason)  # never recorded: `info` does not count it
+            if item.found is not None:  # its signature differs: compare its rows
+                changes.listed[item.folder] = item.signature
+                self._compare(item, report, todo, changes)
+        report.unchanged += walk.unchanged
+        changes.vanished = list(folders)  # what the walk did not take out
+        return todo, changes
+
+    def _compare(self, listing: Listing, report: IndexReport, todo: FoundList, changes: _Changes) -> None:
+        """One folder, file by file against its rows: new or changed pictures go to ``todo``, rows of
+        files no longer there to ``changes.gone``."""
+        pictures, others = self.catalogue.known_in(listing.folder, listing.subfolders)
+        for skip in listing.skipped:  # e.g. unreadable this time: kept, not forgotten
+            pictures.pop(skip.path, None)
+            others.pop(skip.path, None)
+        for item in listing.found:
+            row, skip_row = pictures.pop(item.path, None), others.pop(item.path, None)
+            old = row or skip_row
+            if old is None or old[1] != item.size or old[2] != item.mtime_ns:
                 todo.append(item)  # new, or changed since it was recorded
-            elif old[4] is None:
-                report.unchanged += 1  # a single file given as the root
+            elif skip_row is None:
+                report.unchanged += 1
             else:  # still recorded as skipped: counted with its reason, as `imgret info` counts it
                 report.previously_skipped += 1
-                report.skip(item.path, old[4])
-        report.unchanged += walk.unchanged
-        return todo, unreadable_dirs
+                report.skip(item.path, skip_row[4])
+        changes.gone += [r[3] for r in pictures.values()] + [r[3] for r in others.values()]
+
+    def _changed_file(self, path: str, report: IndexReport) -> tuple[FoundList, _Changes]:
+        """A single file given as the root."""
+        item = next(iter(Scan(path)))
+        if type(item) is not Found:
+            report.pass_over(item.path, item.reason)  # its row, if any, is kept
+            return FoundList(), _Changes()
+        row = self.catalogue.lookup(path)
+        if row is None or not row.matches(item.size, item.mtime_ns):
+            return FoundList([item]), _Changes()
+        if row.skip_reason is None:
+            report.unchanged += 1
+        else:
+            report.previously_skipped += 1
+            report.skip(path, row.skip_reason)
+        return FoundList(), _Changes()
+
+    def _settle(self, changes: _Changes, report: IndexReport) -> int:
+        """Forget the files not found (except below folders that could not be read) and sign the
+        folders compared whose pictures were all stored; returns how many files were forgotten."""
+        keep_under = tuple(d.rstrip(os.sep) + os.sep for d in changes.unreadable)
+        vanished = [f for f in changes.vanished if not (keep_under and (f + os.sep).startswith(keep_under))]
+        gone = changes.gone
+        for folder in vanished:
+            pictures, others = self.catalogue.known_in(folder)
+            gone += [r[3] for r in pictures.values()] + [r[3] for r in others.values()]
+        removed = self.catalogue.delete(gone)
+        self.catalogue.forget_folders(vanished)
+        unsettled = set(self._unsettled)
+        # Folders holding recorded skips stay unsigned too: a report lists each skipped file, which only
+        # its row can tell (few folders hold one).
+        unsettled |= {os.path.dirname(path) for paths in report.skipped.values() for path in paths}
+        self.catalogue.set_signatures({f: None if f in unsettled else s for f, s in changes.listed.items()})
+        return removed
 
     def _embed_all(self, todo: FoundList, report: IndexReport, *, progress, source: PreparedSource) -> None:
         batcher: EmbedBatcher[tuple[Prepared, Found]] = EmbedBatcher(
@@ -250,6 +316,7 @@ class Indexer:
         if not prep.ok:
             if prep.reason in RETRY_REASONS:
                 report.pass_over(found.path, prep.reason)  # not recorded, so tried again next run
+                self._unsettled.add(os.path.dirname(found.path))
                 return
             self.catalogue.put_skipped(found.path, found.size, found.mtime_ns, prep.reason or "unreadable",
                                        prep.sha256)
@@ -280,10 +347,3 @@ class Indexer:
         else:
             report.added += 1
         self.faults.file_stored()
-
-    def _remove_vanished(self, vanished: tuple[dict, dict], unreadable_dirs: list[str]) -> int:
-        """Forget the files not seen this run, except those below folders that could not be read."""
-        keep_under = tuple(d.rstrip(os.sep) + os.sep for d in unreadable_dirs)
-        gone = [entry[3] for rows in vanished for p, entry in rows.items()
-                if not (keep_under and p.startswith(keep_under))]
-        return self.catalogue.delete(gone)

@@ -1,5 +1,6 @@
-"""An index run with nothing changed costs a walk: the walk itself detects changes, the catalogue's
-rows come in one query, and the model is not loaded (its fingerprint is still compared)."""
+"""An index run with nothing changed costs a walk: a folder whose pictures give the signature recorded
+for it is not compared, no catalogue row is read, and the model is not loaded (its fingerprint is
+still compared). The cases around the signatures are in test_folder_signatures.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from imgret.errors import LibraryError, ModelMismatchError
 from imgret.runtime import encoder as encoder_module
 from imgret.runtime.catalogue import Catalogue
 from imgret.runtime.library import Library
-from imgret.runtime.scan import Found, NotAPicture, Scan
+from imgret.runtime.scan import Found, Scan
 
 
 @pytest.fixture
@@ -80,49 +81,66 @@ def _touch(path, data: bytes, mtime_ns: int) -> os.stat_result:
     return path.stat()
 
 
-def test_the_walk_yields_only_changed_pictures_and_leaves_the_vanished_in_known(tmp_path):
+def test_the_walk_signs_each_folder_and_passes_over_those_whose_signature_matches(tmp_path):
     (tmp_path / "sub").mkdir()
-    same = _touch(tmp_path / "a.jpg", b"aaa", 10**18)
-    moved = _touch(tmp_path / "b.JPG", b"bbb", 10**18)
+    (tmp_path / "other").mkdir()
+    _touch(tmp_path / "a.jpg", b"aaa", 10**18)
+    _touch(tmp_path / "b.JPG", b"bbb", 10**18)
     _touch(tmp_path / "sub" / "c.png", b"ccc", 10**18)
+    _touch(tmp_path / "other" / "d.png", b"ddd", 10**18)
     _touch(tmp_path / "notes.txt", b"", 10**18)
-    os.link(tmp_path / "a.jpg", tmp_path / "sub" / "hard.jpg")  # the same file again, unchanged or not
-    os.symlink(tmp_path / "sub" / "c.png", tmp_path / "link.png")
+    os.link(tmp_path / "a.jpg", tmp_path / "sub" / "hard.jpg")  # the same file again
+    os.symlink(tmp_path / "other" / "d.png", tmp_path / "link.png")  # through a link: the slow path
     root = str(tmp_path)
-    known = {
-        f"{root}/a.jpg": ("a.jpg", same.st_size, same.st_mtime_ns, 1),
-        f"{root}/b.JPG": ("b.JPG", moved.st_size, moved.st_mtime_ns + 1, 2),  # mtime moved
-        f"{root}/link.png": ("link.png", 3, 10**18, 3),  # through a link: the slow path, same rule
-        f"{root}/gone.jpg": ("gone.jpg", 1, 1, 4),
-    }
-    walk = Scan(root, known=known)
-    items = list(walk)
-    found = sorted(i.path for i in items if type(i) is Found)
-    assert found == [f"{root}/b.JPG"]  # sub/c.png is the file link.png already gave
-    assert walk.unchanged == 2  # a.jpg, link.png
-    assert {(i.path, i.reason) for i in items if type(i) is not Found} == {
-        (f"{root}/notes.txt", ".txt"), (f"{root}/sub/c.png", "same-file-seen"),
-        (f"{root}/sub/hard.jpg", "same-file-seen")}
-    assert any(isinstance(i, NotAPicture) for i in items)
-    assert list(known) == [f"{root}/gone.jpg"]
-    assert sorted(i.path for i in Scan(root) if type(i) is Found) == [f"{root}/a.jpg", f"{root}/b.JPG", f"{root}/link.png"]
+    first = {i.folder: i for i in Scan(root).listings()}
+    assert sorted(first) == [root, f"{root}/other", f"{root}/sub"]
+    assert [f.path for f in first[root].found] == [f"{root}/a.jpg", f"{root}/b.JPG", f"{root}/link.png"]
+    assert [(s.path, s.reason) for s in first[root].skipped] == [(f"{root}/notes.txt", ".txt")]
+    assert first[root].subfolders == ["other", "sub"]
+    assert first[root].signature is not None  # a file of another suffix does not matter
+    assert first[f"{root}/sub"].signature is None  # a picture passed over (a hard link): never trusted
+    assert {(s.path, s.reason) for s in first[f"{root}/other"].skipped} == {(f"{root}/other/d.png", "same-file-seen")}
+
+    stored = {f: i.signature for f, i in first.items()} | {f"{root}/gone": b"x" * 16}
+    _touch(tmp_path / "b.JPG", b"BBB", 10**18)  # same size, same mtime, same inode: the same (the rule)
+    walk = Scan(root, signatures=stored)
+    again = {i.folder: i for i in walk.listings()}
+    assert again[root].found is None and again[root].unchanged == 3 and walk.unchanged == 3
+    assert [s.path for s in again[root].skipped] == [f"{root}/notes.txt"]  # still seen, still counted
+    assert [f.path for f in again[f"{root}/sub"].found] == [f"{root}/sub/c.png"]  # unsigned: compared
+    assert list(stored) == [f"{root}/gone"]  # what the walk did not find
+
+    os.utime(tmp_path / "a.jpg", ns=(10**18, 10**18 + 1))  # an edit of the same size: mtime moved
+    moved = {i.folder: i for i in Scan(root, signatures={f: i.signature for f, i in first.items()}).listings()}
+    assert [f.path for f in moved[root].found] == [f"{root}/a.jpg", f"{root}/b.JPG", f"{root}/link.png"]
+    assert sorted(i.path for i in Scan(root) if type(i) is Found) == [
+        f"{root}/a.jpg", f"{root}/b.JPG", f"{root}/link.png", f"{root}/sub/c.png"]
 
 
-def test_known_under_gives_every_row_below_a_folder_by_its_exact_path(tmp_path):
+def test_known_in_gives_the_rows_directly_in_a_folder_by_their_exact_paths(tmp_path):
     root = tmp_path / "pics"
     weird = os.fsdecode(b"caf\xe9-\xff.jpg")  # not UTF-8: survives as the OS's own bytes
     cat = Catalogue(str(tmp_path / "catalogue.sqlite"))
     cat.add_root(str(root))
     ok = {str(root / "a.jpg"): 11, str(root / "d" / weird): 12, str(root / "d" / "e" / "f.png"): 13,
-          str(root / "dd.png"): 14}
+          str(root / "dd.png"): 14, str(root / "d-x" / "g.png"): 15, str(root / "d" / "z.png"): 16}
     for path, size in ok.items():
         cat.put_ok(path, size, 100, bytes(32), [1.0, 0.0])
     cat.put_skipped(str(root / "d" / "bad.jpg"), 5, 100, "not-decodable")
     cat.commit()
-    pictures, skipped = cat.known_under(str(root))
-    assert {p: row[1] for p, row in pictures.items()} == ok
+    pictures, skipped = cat.known_in(str(root), ["d", "d-x"])
+    assert {p: row[1] for p, row in pictures.items()} == {str(root / "a.jpg"): 11, str(root / "dd.png"): 14}
+    assert skipped == {}
+    pictures, skipped = cat.known_in(str(root / "d"), ["e"])  # a folder inside the root; "e" jumped over
+    assert sorted(pictures) == sorted([str(root / "d" / weird), str(root / "d" / "z.png")])
     assert {p: (row[1], row[4]) for p, row in skipped.items()} == {str(root / "d" / "bad.jpg"): (5, "not-decodable")}
-    pictures, skipped = cat.known_under(str(root / "d"))  # a folder inside the root: "dd.png" is not in it
-    assert sorted(pictures) == sorted([str(root / "d" / weird), str(root / "d" / "e" / "f.png")])
-    assert list(skipped) == [str(root / "d" / "bad.jpg")]
+    assert sorted(cat.known_in(str(root / "d"))[0]) == sorted(pictures)  # deeper rows never come back
+    assert sorted(cat.folder_signatures(str(root))) == sorted(str(root / d) for d in ("", "d", "d/e", "d-x"))
+    assert set(cat.folder_signatures(str(root / "d")).values()) == {None}  # written rows unsign their folder
     cat.close()
+
+
+def _touch(path, data: bytes, mtime_ns: int) -> os.stat_result:
+    path.write_bytes(data)
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+    return path.stat()

@@ -175,10 +175,15 @@ class _Walk:
             parts: list[tuple] = []
             skipped: list[Skipped] = []
             subdirs: list[str] = []
-            trusted = self._listing(entries, parts, skipped, subdirs, quick=True)
-            if trusted is None:
-                entries.sort(key=_BY_NAME)
-                trusted = self._listing(entries, parts, skipped, subdirs)
+            dir_fd = _open_folder(folder)
+            try:
+                trusted = self._listing(entries, parts, skipped, subdirs, dir_fd, quick=True)
+                if trusted is None:
+                    entries.sort(key=_BY_NAME)
+                    trusted = self._listing(entries, parts, skipped, subdirs, dir_fd)
+            finally:
+                if dir_fd is not None:
+                    os.close(dir_fd)
             signature = signature_of(parts) if trusted else None
             subdirs.sort()
             if len(skipped) > 1:
@@ -196,9 +201,9 @@ class _Walk:
         return [Found(head + name, size, mtime_ns, key if type(key) is tuple else (dev, key))
                 for name, size, mtime_ns, key in sorted(parts)]
 
-    def _listing(  # noqa: C901 - the per-file loop, inlined on purpose
+    def _listing(  # noqa: C901, PLR0913 - the per-file loop, inlined on purpose
         self, entries: list[os.DirEntry], parts: list[tuple], skipped: list[Skipped], subdirs: list[str],
-        *, quick: bool = False,
+        dir_fd: int | None = None, *, quick: bool = False,
     ) -> bool | None:
         """Sort one folder's entries: pictures' ``(name, size, mtime_ns, inode key)`` to ``parts``, what
         it passes over to ``skipped``, folders to enter to ``subdirs``. Returns whether the folder can
@@ -234,9 +239,9 @@ class _Walk:
                     skipped.append(NotAPicture(entry.path, suffix_label(name)))
                     continue
             try:
-                # os.stat, not entry.stat(): the same one system call, but entry.stat() keeps each
-                # result alive in its entry until the whole folder is done (measured ~20% slower).
-                st = stat_of(entry.path)
+                # os.stat by name in the open folder (the kernel resolves one name, not the path), not
+                # entry.stat(), which keeps each result alive until the folder is done (~20% slower).
+                st = stat_of(entry.path if dir_fd is None else name, dir_fd=dir_fd)
             except OSError as exc:
                 skipped.append(Skipped(entry.path, _reason(exc)))
                 trusted = False
@@ -319,6 +324,17 @@ class _Walk:
             return Skipped(path, "symlink-loop" if is_link else "folder-seen-twice")
         self.seen_dirs.add(key)
         return path
+
+
+def _open_folder(folder: str) -> int | None:
+    """A descriptor of ``folder`` to stat its files by name (``None`` where the system cannot, or on
+    any error: the files are then stat'ed by path)."""
+    if os.stat not in os.supports_dir_fd:
+        return None
+    try:
+        return os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return None
 
 
 def _is_folder(entry: os.DirEntry) -> bool:

@@ -72,3 +72,15 @@ def write_scenes(folder: Path, count: int, *, start: int = 0, suffix: str = ".pn
         scene(i).save(p)
         paths.append(p)
     return paths
+
+
+def indexed_scenes(tmp_path: Path, model: Path, count: int) -> tuple[Path, Path]:
+    """``count`` scenes in ``tmp_path/p`` indexed into a new library ``tmp_path/lib`` with ``model``;
+    returns (library folder, picture folder)."""
+    from imgret.runtime.library import Library
+
+    photos = tmp_path / "p"
+    write_scenes(photos, count)
+    with Library.open_writable(tmp_path / "lib", model=model) as lib:
+        lib.index(photos, workers=0)
+    return tmp_path / "lib", photos

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from fakes import write_scenes
+from fakes import indexed_scenes, write_scenes
 
 from imgret.errors import ModelError
 from imgret.runtime.encoder import Encoder
@@ -30,11 +30,7 @@ print("LOADED", sorted(m for m in sys.modules if m.startswith(("imgret.", "PIL."
 
 @pytest.fixture
 def library(tmp_path, fake_model):
-    photos = tmp_path / "p"
-    write_scenes(photos, 4)
-    with Library.open_writable(tmp_path / "lib", model=fake_model) as lib:
-        lib.index(photos, workers=0)
-    return tmp_path / "lib", photos
+    return indexed_scenes(tmp_path, fake_model, 4)
 
 
 def test_a_cold_query_imports_only_what_it_uses(library):

@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from fakes import write_scenes
+from fakes import indexed_scenes, write_scenes
 
 from imgret.errors import LibraryError
 from imgret.runtime import slot_file, vectors
@@ -73,11 +73,7 @@ def _hits(lib_path, photo, n=5):
 
 @pytest.fixture
 def library(tmp_path, fake_model):
-    photos = tmp_path / "p"
-    write_scenes(photos, 30)
-    with Library.open_writable(tmp_path / "lib", model=fake_model) as lib:
-        lib.index(photos, workers=0)
-    return tmp_path / "lib", photos
+    return indexed_scenes(tmp_path, fake_model, 30)
 
 
 def _slots(lib_path):

@@ -36,6 +36,7 @@ def replacing_path(path: str | os.PathLike) -> Iterator[str]:
 
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + "-", suffix=TEMP_SUFFIX, dir=folder)
     try:
+        _give_mode(fd, path)
         try:
             yield tmp
             os.fsync(fd)  # fsync covers the file, whichever handle wrote it
@@ -47,6 +48,35 @@ def replacing_path(path: str | os.PathLike) -> Iterator[str]:
             os.unlink(tmp)
         raise
     fsync_folder(folder)
+
+
+def _give_mode(fd: int, path: str) -> None:
+    """Give the temporary file the permissions ``path`` has, or those a new file gets under the
+    umask: mkstemp makes it owner-only (0600), which a montage, an export or a library's vector file
+    would otherwise keep after the rename."""
+    if not hasattr(os, "fchmod"):
+        return
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_umask()
+    os.fchmod(fd, mode)
+
+
+_UMASK: list[int] = []  # read once: the process's umask, which Python can only read by setting it
+
+
+def _umask() -> int:
+    if not _UMASK:
+        try:  # Linux says it without changing it (a change, even undone at once, races other threads)
+            with open("/proc/self/status") as status:
+                line = next(x for x in status if x.startswith("Umask:"))
+            _UMASK.append(int(line.split()[1], 8))
+        except (OSError, StopIteration, ValueError, IndexError):
+            current = os.umask(0o022)
+            os.umask(current)
+            _UMASK.append(current)
+    return _UMASK[0]
 
 
 def write_bytes(path: str | os.PathLike, data: bytes | bytearray | memoryview) -> None:

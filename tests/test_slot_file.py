@@ -32,7 +32,10 @@ def _file_with_holes(tmp_path, dtype: str):
 
 
 @pytest.mark.parametrize("dtype", vectors.VECTOR_DTYPES)
-def test_the_slot_table_gives_exactly_the_vectors_usearch_gives(tmp_path, dtype):
+@pytest.mark.parametrize("pread", [True, False], ids=["pread", "seek-and-read"])
+def test_the_slot_table_gives_exactly_the_vectors_usearch_gives(tmp_path, dtype, pread, monkeypatch):
+    if not pread:  # Windows has no os.pread: rows are read by a seek and a read instead
+        monkeypatch.delattr(os, "pread")
     index, path, saved = _file_with_holes(tmp_path, dtype)
     keys = np.asarray(index.keys, dtype=np.uint64)
     slots_path = str(tmp_path / slot_file.name_for(os.path.basename(path)))

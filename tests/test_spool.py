@@ -69,3 +69,13 @@ def test_an_index_run_with_a_spilled_list_of_files_stores_every_picture(tmp_path
     assert stored == {f"scene{i:03d}.png" for i in range(24)}
     with Library.open_writable(tmp_path / "lib", model=fake_model) as lib:
         assert lib.index(photos, workers=0).unchanged == 24
+
+
+
+def test_without_pread_a_spilled_list_is_read_by_seek_and_read(monkeypatch):
+    """Windows has no os.pread: the spilled records are read by a seek and a read instead."""
+    monkeypatch.delattr(os, "pread")
+    items = [_found(i) for i in range(300)]
+    with FoundList(items, spill_bytes=1_000) as found:
+        assert found._file is not None
+        assert list(found) == items and found.paths[10:20] == [f.path for f in items[10:20]]

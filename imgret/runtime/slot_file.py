@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imgret.runtime.positional import read_at
 from imgret.runtime.vectors import IndexDamaged
 
 SUFFIX = ".slots.npy"
@@ -130,7 +131,7 @@ def verify(path: str, expected: SavedSlots) -> None:
 
 class StoredVectors:
     """Stored vectors by key, without usearch: the checked slot table, memory-mapped (a look-up reads
-    a few of its pages), and the vector file, read row by row with ``pread`` (no second mapping of a
+    a few of its pages), and the vector file, read row by row at its offset (no second mapping of a
     file usearch maps too: its pages would count twice in the process's memory). Vectors come back
     as float32, decoded as usearch's ``get(key, dtype=float32)`` does (i8: the code times 1/127)."""
 
@@ -143,7 +144,7 @@ class StoredVectors:
         self.fd = -1
         try:
             table = np.load(slots_path, mmap_mode="r", allow_pickle=False)
-            self.fd = os.open(vector_path, os.O_RDONLY)
+            self.fd = os.open(vector_path, os.O_RDONLY | getattr(os, "O_BINARY", 0))  # no newline translation on Windows
             self.rows, self.row_bytes = self._layout()
         except IndexDamaged:
             self.close()
@@ -162,11 +163,11 @@ class StoredVectors:
     def _layout(self) -> tuple[int, int]:
         """``(rows, bytes per row)`` of the open vector file, after checking usearch's header follows
         the matrix where its first eight bytes say."""
-        head = os.pread(self.fd, 8, 0)
+        head = read_at(self.fd, 8, 0)
         if len(head) < 8:
             raise IndexDamaged("vector file is too short to hold a usearch header")
         rows, cols = struct.unpack("<II", head)
-        if os.pread(self.fd, len(_MAGIC), 8 + rows * cols) != _MAGIC:
+        if read_at(self.fd, len(_MAGIC), 8 + rows * cols) != _MAGIC:
             raise IndexDamaged("vector file's layout is not usearch 2's dense layout")
         return rows, cols
 
@@ -178,7 +179,7 @@ class StoredVectors:
         return None
 
     def _row(self, slot: int) -> np.ndarray | None:
-        data = os.pread(self.fd, self.row_bytes, 8 + slot * self.row_bytes)
+        data = read_at(self.fd, self.row_bytes, 8 + slot * self.row_bytes)
         if len(data) != self.row_bytes:
             return None
         vec = np.frombuffer(data, dtype=self.stored).astype(np.float32)

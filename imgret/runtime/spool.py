@@ -17,6 +17,7 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import overload
 
+from imgret.runtime.positional import read_at
 from imgret.runtime.scan import Found
 
 SPILL_BYTES = 4 << 20  # below this the records stay in memory (a run of ~40,000 files)
@@ -94,7 +95,7 @@ class FoundList:
         parts = []
         if start < on_disk:
             self._file.flush()
-            parts.append(os.pread(self._file.fileno(), min(stop, on_disk) - start, start))
+            parts.append(read_at(self._file.fileno(), min(stop, on_disk) - start, start))
         if stop > on_disk:
             parts.append(bytes(self._buffer[max(start, on_disk) - on_disk:stop - on_disk]))
         return b"".join(parts)

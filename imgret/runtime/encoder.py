@@ -11,7 +11,6 @@ it when a picture must first be embedded, so a query of library pictures starts 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,19 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from imgret.errors import ModelError
+from imgret.runtime.fileio import file_sha256
 from imgret.runtime.modelinfo import INPUT_NAME, OUTPUT_NAME, ModelInfo
 from imgret.runtime.onnxmeta import NotOnnx, file_metadata_props
 from imgret.runtime.session import new_session
 
 MAX_MODEL_BYTES = 512 * 1024 * 1024
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class Encoder:

@@ -283,10 +283,9 @@ class Indexer:
             gone += [r[3] for r in pictures.values()] + [r[3] for r in others.values()]
         removed = self.catalogue.delete(gone)
         self.catalogue.forget_folders(vanished)
-        unsettled = set(self._unsettled)
         # Folders holding recorded skips stay unsigned too: a report lists each skipped file, which only
         # its row can tell (few folders hold one).
-        unsettled |= {os.path.dirname(path) for paths in report.skipped.values() for path in paths}
+        unsettled = self._unsettled | {os.path.dirname(path) for paths in report.skipped.values() for path in paths}
         self.catalogue.set_signatures({f: None if f in unsettled else s for f, s in changes.listed.items()})
         return removed
 

@@ -32,6 +32,7 @@ from imgret.errors import LibraryError, ModelError, ModelMismatchError
 from imgret.runtime import atomic, copies, search, vectors
 from imgret.runtime.catalogue import CATALOGUE_FORMAT, Catalogue, damaged
 from imgret.runtime.encoder import Encoder
+from imgret.runtime.fileio import file_sha256
 from imgret.runtime.location import default_library_dir
 from imgret.runtime.lock import WriterLock
 from imgret.runtime.modelinfo import RESIZE_RULE
@@ -337,8 +338,6 @@ def _own_copy(folder: Path, recorded: dict[str, str]) -> Path | None:
     if not path.is_file():
         raise LibraryError(f"library {folder} has lost its copy of its model ({copy}); "
                            "index again with `--model FILE.onnx` (the same model) to restore it")
-    from imgret.runtime.encoder import file_sha256
-
     if file_sha256(path) != recorded.get("model_fingerprint"):
         raise LibraryError(f"library {folder}: its copy of its model ({copy}) does not match the "
                            "fingerprint recorded (damaged?); index again with `--model FILE.onnx` "
@@ -384,8 +383,6 @@ def _keep_model(folder: Path, catalogue: Catalogue, encoder: Encoder) -> None:
 
     with open(encoder.path, "rb") as src:
         atomic.write_with(target, lambda fh: shutil.copyfileobj(src, fh, 1 << 20))
-    from imgret.runtime.encoder import file_sha256
-
     if file_sha256(target) != encoder.fingerprint:
         raise ModelError(f"the copy of {encoder.path} in the library does not match it (changed while copying?)")
     ref = encoder.name if catalogue.get_meta("model_file") is None else catalogue.get_meta("model_ref")

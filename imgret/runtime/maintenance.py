@@ -16,7 +16,7 @@ import numpy as np
 from imgret.errors import LibraryError
 from imgret.runtime import vectors
 from imgret.runtime.catalogue import RECOVERY, Catalogue, damaged
-from imgret.runtime.encoder import file_sha256
+from imgret.runtime.fileio import file_sha256
 from imgret.runtime.library import CATALOGUE_FILE, library_folder, open_catalogue, take_lock
 from imgret.runtime.vector_file import VectorFile
 

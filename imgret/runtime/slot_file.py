@@ -22,15 +22,14 @@ key table.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 from dataclasses import dataclass
 
 import numpy as np
 
-from imgret.runtime.positional import read_at
-from imgret.runtime.vectors import IndexDamaged
+from imgret.runtime.fileio import file_sha256, read_at
+from imgret.runtime.vectors import IndexDamaged, matrix_shape
 
 SUFFIX = ".slots.npy"
 FREE_KEY = np.uint64(2**64 - 1)
@@ -54,13 +53,16 @@ def name_for(vector_name: str) -> str:
 
 def _matrix_and_graph(raw: np.ndarray) -> tuple[int, int, int]:
     """``(rows, bytes per row, offset of the 64-byte header)`` of a mapped vector file."""
-    if len(raw) < 8:
-        raise IndexDamaged("vector file is too short to hold a usearch header")
-    rows, cols = struct.unpack_from("<II", raw, 0)
+    rows, cols = matrix_shape(bytes(raw[:8]))
     head = 8 + rows * cols
-    if bytes(raw[head:head + len(_MAGIC)]) != _MAGIC:
-        raise IndexDamaged("vector file's layout is not usearch 2's dense layout")
+    _check_magic(bytes(raw[head:head + len(_MAGIC)]))
     return rows, cols, head
+
+
+def _check_magic(found: bytes) -> None:
+    """The bytes after the matrix must start usearch's header."""
+    if found != _MAGIC:
+        raise IndexDamaged("vector file's layout is not usearch 2's dense layout")
 
 
 def slot_keys(vector_path: str) -> np.ndarray:
@@ -113,11 +115,7 @@ def table_matches(vector_path: str, slots_path: str) -> bool:
 
 def checksum(path: str) -> SavedSlots:
     """SHA-256 and size of a slot file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return SavedSlots(digest.hexdigest(), os.path.getsize(path))
+    return SavedSlots(file_sha256(path), os.path.getsize(path))
 
 
 def verify(path: str, expected: SavedSlots) -> None:
@@ -163,12 +161,8 @@ class StoredVectors:
     def _layout(self) -> tuple[int, int]:
         """``(rows, bytes per row)`` of the open vector file, after checking usearch's header follows
         the matrix where its first eight bytes say."""
-        head = read_at(self.fd, 8, 0)
-        if len(head) < 8:
-            raise IndexDamaged("vector file is too short to hold a usearch header")
-        rows, cols = struct.unpack("<II", head)
-        if read_at(self.fd, len(_MAGIC), 8 + rows * cols) != _MAGIC:
-            raise IndexDamaged("vector file's layout is not usearch 2's dense layout")
+        rows, cols = matrix_shape(read_at(self.fd, 8, 0))
+        _check_magic(read_at(self.fd, len(_MAGIC), 8 + rows * cols))
         return rows, cols
 
     def slot(self, key: int) -> int | None:

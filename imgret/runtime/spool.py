@@ -17,7 +17,7 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import overload
 
-from imgret.runtime.positional import read_at
+from imgret.runtime.fileio import read_at
 from imgret.runtime.scan import Found
 
 SPILL_BYTES = 4 << 20  # below this the records stay in memory (a run of ~40,000 files)

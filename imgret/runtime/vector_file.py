@@ -161,12 +161,11 @@ class VectorFile:
         if key_lookups is None:  # usearch's key table only when this very file has no sound slot table
             table = self.stored() if self.catalogue.format != 1 else None
             key_lookups = table is None or self._stored[0] != name
-        lookups = key_lookups
         try:
             # Through usearch's key table (no slot table), stored vectors need usearch: a later query
             # picture may then still need embedding, so onnxruntime loads first.
-            return self.io.open_view(self.path(name), saved, self.dim, key_lookups=lookups,
-                                     onnxruntime_first=self.onnxruntime_first or lookups)
+            return self.io.open_view(self.path(name), saved, self.dim, key_lookups=key_lookups,
+                                     onnxruntime_first=self.onnxruntime_first or key_lookups)
         except vectors.IndexDamaged as exc:
             if self.catalogue.format == 1 or (missing_ok and isinstance(exc.__cause__, FileNotFoundError)):
                 return None  # format 1: search the catalogue's own copies, as format 1 did

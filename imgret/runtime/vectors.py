@@ -13,10 +13,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import struct
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from imgret.runtime.fileio import file_sha256
 from imgret.runtime.page_advice import advise_random
 
 # Exact (brute-force) search up to this many vectors, HNSW above: the crossover of one-query search
@@ -117,11 +119,7 @@ def save(index, path: str) -> SavedIndex:
 
 def checksum_record(path: str, count: int) -> SavedIndex:
     """Size, whole-file and sample checksums of a vector file holding ``count`` vectors."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return SavedIndex(count, digest.hexdigest(), os.path.getsize(path), sample_digest(path))
+    return SavedIndex(count, file_sha256(path), os.path.getsize(path), sample_digest(path))
 
 
 def sample_digest(path: str) -> str:
@@ -177,11 +175,24 @@ def open_view(path: str, expected: SavedIndex, dim: int, *, key_lookups: bool = 
     return index
 
 
+def matrix_shape(head: bytes) -> tuple[int, int]:
+    """``(rows, bytes per row)`` of the vectors matrix that opens a usearch dense file, from the file's
+    first eight bytes (two little-endian uint32); :class:`IndexDamaged` when there are not eight."""
+    if len(head) < 8:
+        raise IndexDamaged("vector file is too short to hold a usearch header")
+    rows, cols = struct.unpack_from("<II", head, 0)
+    return rows, cols
+
+
 def _matrix_end(path: str) -> int:
-    """Where usearch's vectors matrix ends in its file: after two uint32, rows x bytes per row."""
+    """Where usearch's vectors matrix ends in its file (0 for a file too short to say)."""
     with open(path, "rb") as fh:
         head = fh.read(8)
-    return 8 + int.from_bytes(head[:4], "little") * int.from_bytes(head[4:8], "little") if len(head) == 8 else 0
+    try:
+        rows, cols = matrix_shape(head)
+    except IndexDamaged:
+        return 0
+    return 8 + rows * cols
 
 
 

@@ -172,10 +172,18 @@ def _cold(lib_path, *photos):
     return out.stdout
 
 
-def test_a_cold_query_of_library_pictures_loads_neither_onnxruntime_nor_pillow(library):
+def test_a_cold_query_of_library_pictures_loads_neither_onnxruntime_nor_pillow_nor_usearch(library):
     lib_path, photos = library
     out = _cold(lib_path, photos / "scene003.png", photos / "scene020.png")
     assert "scene0" in out.split("LOADED")[0]
+    assert out.split("LOADED")[1].split() == ["[]", "0"]  # the vector file read by imgret's own reader
+
+
+def test_a_cold_query_of_many_library_pictures_opens_usearch_without_onnxruntime(library):
+    lib_path, photos = library
+    many = sorted(photos.glob("scene0*.png"))[:9]  # more searches than imgret's own reader is worth
+    out = _cold(lib_path, *many)
+    assert out.split("LOADED")[0].count("scene0") >= 9
     assert out.split("LOADED")[1].split() == ["['usearch.compiled']", "0"]
 
 
@@ -190,12 +198,13 @@ def test_a_cold_query_that_must_embed_loads_onnxruntime_before_usearch_and_answe
 def test_an_embedding_after_a_one_shot_search_is_refused_not_a_crash(library, tmp_path):
     lib_path, photos = library
     outside = write_scenes(tmp_path / "q", 1, start=70)[0]
+    many = [str(p) for p in sorted(photos.glob("scene0*.png"))[:9]]  # enough searches to open usearch
     script = f"""
 import sys
 from imgret.errors import ModelError
 from imgret.runtime.library import Library
 with Library.open({str(lib_path)!r}, one_shot=True) as lib:
-    lib.query([{str(photos / 'scene003.png')!r}], 2)
+    lib.query({many!r}, 2)
     try:
         lib.query([{str(outside)!r}], 2)
     except ModelError as exc:
@@ -205,3 +214,20 @@ with Library.open({str(lib_path)!r}, one_shot=True) as lib:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0 and out.stdout.startswith("refused:"), (out.stdout, out.stderr)
     assert "onnxruntime cannot be loaded in this process" in out.stdout
+
+
+def test_an_embedding_after_a_search_by_imgrets_own_reader_is_answered(library, tmp_path):
+    """usearch never loaded, so onnxruntime may load after the search."""
+    lib_path, photos = library
+    outside = write_scenes(tmp_path / "q", 1, start=70)[0]
+    script = f"""
+import sys
+from imgret.runtime.library import Library
+with Library.open({str(lib_path)!r}, one_shot=True) as lib:
+    first = lib.query([{str(photos / 'scene003.png')!r}], 2)
+    second = lib.query([{str(outside)!r}], 2)
+    print(len(first[0].hits), len(second[0].hits), "usearch.compiled" in sys.modules)
+"""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.split() == ["2", "2", "False"], (out.stdout, out.stderr)

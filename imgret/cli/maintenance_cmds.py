@@ -18,6 +18,7 @@ def check_command(library):
 
     Everyday queries check only what is cheap (file sizes, headers, checksums of the vector file's
     head and tail); this reads everything: the whole catalogue, the whole vector file, the model copy.
+    A damaged vector file is marked so that the next `imgret index` rebuilds it.
 
     \b
     Example:

@@ -94,6 +94,7 @@ class Library:
             raise
         lib = cls(folder, catalogue, encoder, lock=None)
         lib.vector_file.onnxruntime_first = not one_shot
+        lib.vector_file.own_reader = one_shot
         return lib
 
     @classmethod

@@ -20,6 +20,8 @@ from imgret.runtime.fileio import file_sha256
 from imgret.runtime.library import CATALOGUE_FILE, library_folder, open_catalogue, take_lock
 from imgret.runtime.vector_file import VectorFile
 
+VECTOR_PROBLEM = "the vector file"  # how a problem of the vector file itself starts
+
 
 def check_library(folder: str | os.PathLike | None = None) -> dict[str, object]:
     """Check everything in a library; returns what was checked, raises :class:`LibraryError` naming
@@ -39,8 +41,31 @@ def check_library(folder: str | os.PathLike | None = None) -> dict[str, object]:
     finally:
         catalogue.close()
     if problems:
+        if any(p.startswith(VECTOR_PROBLEM) for p in problems):
+            _rebuild_next_time(folder)
         raise LibraryError("; ".join(problems))
     return facts
+
+
+def _rebuild_next_time(folder: Path) -> None:
+    """Have the next writer check the whole vector file (as after an unclean exit), so that damage
+    only this full check saw (the middle of a large file, which a writer's everyday check of its
+    head and tail passes) is rebuilt by the next ``imgret index``. Skipped while a writer runs."""
+    try:
+        lock = take_lock(folder)
+    except (LibraryError, OSError):  # a writer is running, or the folder is read-only
+        return
+    try:
+        catalogue = Catalogue(str(folder / CATALOGUE_FILE))
+        try:
+            catalogue.set_meta(writer="open")
+            catalogue.commit()
+        finally:
+            catalogue.close()
+    except sqlite3.DatabaseError:
+        pass  # a damaged catalogue is reported on its own
+    finally:
+        lock.release()
 
 
 def _model_problems(folder: Path, meta: dict[str, str]) -> list[str]:
@@ -62,20 +87,20 @@ def _vector_problems(folder: Path, catalogue: Catalogue, meta: dict[str, str]) -
     if rec is None:
         return []
     name, saved = rec
-    fix = "run `imgret index FOLDER` to rebuild it (its pictures are read again)"
+    fix = "run `imgret index FOLDER` to rebuild it (its pictures are read again)"  # see _rebuild_next_time
     try:
         vectors.verify(vector_file.path(name), saved, full=True)
         index = vectors.open_view(vector_file.path(name), saved, vector_file.dim)
     except vectors.IndexDamaged as exc:
-        return [f"the vector file {name} is damaged ({exc}); {fix}"]
+        return [f"{VECTOR_PROBLEM} {name} is damaged ({exc}); {fix}"]
     want = vector_file.dtype
     if vectors.index_dtype(index) != want:
-        return [f"the vector file {name} stores {vectors.index_dtype(index)} vectors, the catalogue records {want}; {fix}"]
+        return [f"{VECTOR_PROBLEM} {name} stores {vectors.index_dtype(index)} vectors, the catalogue records {want}; {fix}"]
     if catalogue.format == 1:
         return []
     missing = np.setdiff1d(catalogue.settled_keys(), np.asarray(index.keys, dtype=np.uint64))
     if len(missing):
-        return [f"the vector file {name} lacks {len(missing)} pictures' vectors; {fix}"]
+        return [f"{VECTOR_PROBLEM} {name} lacks {len(missing)} pictures' vectors; {fix}"]
     return _slot_problems(vector_file, name)
 
 

@@ -60,7 +60,7 @@ def query(  # noqa: PLR0913 - the query's options, all keyword-only
     # loads, so a process that embeds nothing need not import onnxruntime at all (see
     # VectorFile.onnxruntime_first). Stored vectors come from the slot table, without usearch.
     asked = [_query_vector_or_error(catalogue, encoder, source) for source in images]
-    index = vector_file.searchable()
+    index = vector_file.searchable(searches=len(asked))
     rule = None if copy_threshold is None else _Folding(encoder.metric, copy_threshold, fold, exclude_copies)
     results = []
     for item in asked:
@@ -69,7 +69,11 @@ def query(  # noqa: PLR0913 - the query's options, all keyword-only
             continue
         label, vec, self_key = item
         skip = None if include_self else self_key
-        results.append(QueryResult(label, _answer(vector_file, index, encoder.metric, vec, skip, n, rule)))
+        try:
+            hits = _answer(vector_file, index, encoder.metric, vec, skip, n, rule)
+        except vectors.IndexDamaged as exc:  # imgret's own reader checks every neighbour list it reads
+            raise vector_file.damaged_graph(exc) from exc
+        results.append(QueryResult(label, hits))
     return results
 
 

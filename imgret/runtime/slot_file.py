@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from imgret.runtime.fileio import file_sha256, read_at
-from imgret.runtime.vectors import IndexDamaged, matrix_shape
+from imgret.runtime.vector_layout import IndexDamaged, matrix_shape
 
 SUFFIX = ".slots.npy"
 FREE_KEY = np.uint64(2**64 - 1)

@@ -27,6 +27,10 @@ from imgret.runtime import slot_file, vectors
 from imgret.runtime.catalogue import Catalogue
 
 MAX_PENDING = 2000
+# A process that makes at most this many searches and ends (Library.open(one_shot=True)) searches the
+# file with imgret's own reader, without usearch: ~15 ms a search at 1M pictures against ~0.25 s to
+# import usearch and open its view (benchmarks/README.md, "Cold query without usearch").
+OWN_READER_SEARCHES = 8
 PENDING_SHARE = 50  # ... or one in this many of the file's vectors, whichever is fewer
 INDEX_META = ("index_file", "index_count", "index_sha256", "index_size", "index_sample", "index_dead",
               "index_generation", "index_slots_sha256", "index_slots_size")
@@ -54,6 +58,8 @@ class VectorFile:
         # False: this process embeds nothing after it searches (a one-shot CLI query), so usearch may
         # load without onnxruntime (see vectors.usearch_index_class)
         self.onnxruntime_first = True
+        # True: that process may search with imgret's own reader (graph_file) when it searches little
+        self.own_reader = False
         self._searchable: vectors.Searchable | None = None
         self._stored: tuple[str, slot_file.StoredVectors | None] | None = None  # (file name, table)
         catalogue.vector_store = self.settled_vector
@@ -102,11 +108,14 @@ class VectorFile:
         return self.catalogue.format != 1 and self.catalogue.pending_count() == 0
 
     # -- reading ------------------------------------------------------------------------------------
-    def searchable(self) -> vectors.Searchable:
+    def searchable(self, searches: int | None = None) -> vectors.Searchable:
         """The file (mapped, checked) plus the pending vectors; raises :class:`LibraryError` for a
-        damaged file rather than search it."""
+        damaged file rather than search it. ``searches``: how many queries the caller will make, when
+        it knows; few, in a process with :attr:`own_reader`, and the file is searched without usearch
+        (when it has a sound slot table, which says its layout is the one imgret reads)."""
         if self._searchable is None:
-            self._searchable = self._open_searchable()
+            own = self.own_reader and searches is not None and searches <= OWN_READER_SEARCHES
+            self._searchable = self._open_searchable(own=own and self.catalogue.format != 1)
         return self._searchable
 
     def stored(self) -> slot_file.StoredVectors | None:
@@ -135,33 +144,37 @@ class VectorFile:
             self._stored[1].close()
         self._stored = None
 
-    def _open_searchable(self) -> vectors.Searchable:
+    def _open_searchable(self, *, own: bool = False) -> vectors.Searchable:
         rec = self.record()
         if self._stored is not None and (rec is None or self._stored[0] != rec[0]):
             self._drop_stored()  # a writer replaced the file since: look vectors up in the one searched
-        settled = self._view(rec, missing_ok=True) if rec is not None else None
+        settled = self._view(rec, missing_ok=True, own=own) if rec is not None else None
         if settled is None and rec is not None and self.catalogue.format != 1:
             self._drop_stored()  # a writer replaced the file between our two reads: once more
             rec = self.record()
-            settled = self._view(rec, missing_ok=False) if rec is not None else None
+            settled = self._view(rec, missing_ok=False, own=own) if rec is not None else None
         legacy_fresh = self.catalogue.format == 1 and settled is not None
         keys, overlay = set(), None
         if not legacy_fresh:  # format 1 keeps every vector in the catalogue: "pending" means all
             # Stored as the file stores them, so a pending vector's distances are those it will have there.
-            overlay = vectors.new_index(self.dim, self.metric, self.dtype,
-                                        onnxruntime_first=self.onnxruntime_first or settled is None)
+            overlay = (vectors.pending_vectors(self.dim, self.metric, self.dtype) if own else
+                       vectors.new_index(self.dim, self.metric, self.dtype,
+                                         onnxruntime_first=self.onnxruntime_first or settled is None))
             for k, v in self.catalogue.pending(self.dim):
                 overlay.add(k, v)
                 keys.update(int(x) for x in k)
         dead = int(self.catalogue.get_meta("index_dead", "0")) if settled is not None else 0
         return vectors.Searchable(settled, overlay, keys, dead)
 
-    def _view(self, rec: tuple[str, vectors.SavedIndex], *, missing_ok: bool, key_lookups: bool | None = None):
+    def _view(self, rec: tuple[str, vectors.SavedIndex], *, missing_ok: bool, key_lookups: bool | None = None,
+              own: bool = False):
         name, saved = rec
         if key_lookups is None:  # usearch's key table only when this very file has no sound slot table
             table = self.stored() if self.catalogue.format != 1 else None
             key_lookups = table is None or self._stored[0] != name
         try:
+            if own and not key_lookups:  # a sound slot table: the layout graph_file reads
+                return self.io.open_graph(self.path(name), saved, self.dim, self.dtype, self.metric)
             # Through usearch's key table (no slot table), stored vectors need usearch: a later query
             # picture may then still need embedding, so onnxruntime loads first.
             return self.io.open_view(self.path(name), saved, self.dim, key_lookups=key_lookups,
@@ -173,6 +186,15 @@ class VectorFile:
                 f"the library's vector file {name} is damaged ({exc}); it is never searched: "
                 "run `imgret index FOLDER` to rebuild it (its pictures are read again)"
             ) from exc
+
+    def damaged_graph(self, exc: vectors.IndexDamaged) -> LibraryError:
+        """The error for damage found while searching (a neighbour list pointing outside the graph:
+        the middle of a large file, which only ``imgret check`` reads whole)."""
+        rec = self.record()
+        name = rec[0] if rec else "?"
+        return LibraryError(
+            f"the library's vector file {name} is damaged ({exc}); it is never searched: run `imgret check` "
+            "(it marks the file for rebuilding), then `imgret index FOLDER` (its pictures are read again)")
 
     def settled_vector(self, key: int) -> np.ndarray | None:
         """The vector of ``key`` in the vector file, if there: through the slot table when the file

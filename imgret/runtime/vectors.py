@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import struct
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from imgret.runtime.fileio import file_sha256
 from imgret.runtime.page_advice import advise_random
+from imgret.runtime.vector_layout import IndexDamaged, matrix_shape  # also used as vectors.X
 
 # Exact (brute-force) search up to this many vectors, HNSW above: the crossover of one-query search
 # time measured on the 2-core development machine, 128-d (benchmarks/README.md, "Library at scale").
@@ -47,10 +47,6 @@ class SavedIndex:
     sha256: str
     size: int
     sample: str = ""  # SHA-256 of the first and last SAMPLE_BYTES ("" for a format-1 record)
-
-
-class IndexDamaged(Exception):
-    """The vector file does not match what the catalogue recorded."""
 
 
 def usearch_index_class(*, onnxruntime_first: bool = True):
@@ -82,6 +78,14 @@ def new_index(dim: int, metric: str, dtype: str = DEFAULT_DTYPE, *, onnxruntime_
     Index = usearch_index_class(onnxruntime_first=onnxruntime_first)  # noqa: N806 - a class
 
     return Index(ndim=dim, metric=USEARCH_METRIC[metric], dtype=dtype, expansion_search=EXPANSION_SEARCH)
+
+
+def pending_vectors(dim: int, metric: str, dtype: str = DEFAULT_DTYPE):
+    """An empty exact search over vectors kept in memory without usearch, stored as ``dtype`` (the
+    pending vectors beside :func:`open_graph`'s file)."""
+    from imgret.runtime.graph_file import PendingVectors  # only beside open_graph's file
+
+    return PendingVectors(dim, dtype, USEARCH_METRIC[metric])
 
 
 def stored_vectors(index, keys) -> np.ndarray:
@@ -175,13 +179,17 @@ def open_view(path: str, expected: SavedIndex, dim: int, *, key_lookups: bool = 
     return index
 
 
-def matrix_shape(head: bytes) -> tuple[int, int]:
-    """``(rows, bytes per row)`` of the vectors matrix that opens a usearch dense file, from the file's
-    first eight bytes (two little-endian uint32); :class:`IndexDamaged` when there are not eight."""
-    if len(head) < 8:
-        raise IndexDamaged("vector file is too short to hold a usearch header")
-    rows, cols = struct.unpack_from("<II", head, 0)
-    return rows, cols
+def open_graph(path: str, expected: SavedIndex, dim: int, dtype: str, metric: str):  # noqa: PLR0913
+    """The vector file mapped and searched without usearch (:class:`~imgret.runtime.graph_file.GraphFile`),
+    after the same check as :func:`open_view`: for a process that makes a few searches and then ends,
+    where importing usearch and opening its view would cost more than the searches."""
+    from imgret.runtime.graph_file import GraphFile  # only for such a process
+
+    verify(path, expected, full=False)
+    graph = GraphFile(path, dim=dim, dtype=dtype, metric=USEARCH_METRIC[metric], count=expected.count)
+    graph.expansion_search = EXPANSION_SEARCH
+    advise_random(path, _matrix_end(path))
+    return graph
 
 
 def _matrix_end(path: str) -> int:

@@ -174,3 +174,60 @@ def test_garbage_write_ahead_log_is_ignored(imgret, library):
     (lib / "catalogue.sqlite-wal").write_bytes(b"\x37\x7f\x06\x82" + b"junk" * 1000)
     r = imgret("query", photos / "scene002.png", "--library", lib)
     assert r.code == 0 and r.stdout == before
+
+
+def _large_file_library(imgret, photos, tmp_path, monkeypatch):
+    """A library whose vector file readers and writers check only 256 bytes at each end, never the
+    whole: the 40-picture file then behaves as a large one does (its middle is read only by `check`)."""
+    monkeypatch.setattr(vectors, "SAMPLE_BYTES", 256)
+    monkeypatch.setattr(vectors, "FULL_CHECK_BYTES", 0)
+    lib = tmp_path / "large"
+    assert imgret("index", photos, "--library", lib).code == 0
+    return lib
+
+
+def test_damage_only_check_sees_is_rebuilt_by_the_next_index(imgret, library, tmp_path, monkeypatch):
+    """`check` marks a damaged vector file, so the next `index` rebuilds it (a writer's everyday check
+    reads the head and tail only)."""
+    photos, _ = library
+    lib = _large_file_library(imgret, photos, tmp_path, monkeypatch)
+    index_file = vector_file(lib)
+    data = bytearray(index_file.read_bytes())
+    data[len(data) // 2] ^= 0x08
+    index_file.write_bytes(bytes(data))
+    assert "40 unchanged" in imgret("index", photos, "--library", lib).stderr  # the writer does not see it
+    c = imgret("check", "--library", lib)
+    assert c.code == 1 and "vector file" in c.stderr
+    r = imgret("index", photos, "--library", lib)
+    assert r.code == 0 and "40 updated" in r.stderr, r.stderr
+    assert _index_file_is_sound(lib) and imgret("check", "--library", lib).code == 0
+
+
+def test_a_graph_damaged_where_no_reader_checks_is_refused_while_searching(imgret, library, tmp_path, monkeypatch):
+    """A one-shot query reads the graph itself and checks each neighbour list it reads: damage there
+    gives one clear line, never a crash or an answer from it, and `check` + `index` repair it."""
+    from imgret.runtime.graph_file import GraphFile
+
+    photos, _ = library
+    lib = _large_file_library(imgret, photos, tmp_path, monkeypatch)
+    monkeypatch.setattr(vectors, "EXACT_SEARCH_LIMIT", 0)
+    query = ["query", photos / "scene007.png", "--library", lib, "-N", "3"]
+    good = imgret(*query).stdout
+    index_file = vector_file(lib)
+    m = meta(lib)
+    graph = GraphFile(str(index_file), dim=int(m["embedding_dim"]), dtype="f32", metric="cos",
+                      count=int(m["index_count"]))
+    firsts = [graph._start(slot) + 10 + 4 for slot in range(len(graph))]  # each node's first base neighbour
+    graph.reset()
+    data = bytearray(index_file.read_bytes())
+    for at in firsts:
+        if 256 <= at < len(data) - 256 - 4:  # not where readers check
+            data[at:at + 4] = (0xFFFFFFF0).to_bytes(4, "little")
+    index_file.write_bytes(bytes(data))
+    r = imgret(*query)
+    lines = r.stderr.strip().splitlines()
+    assert r.code == 1 and r.stdout == "" and len(lines) == 1, r.stderr
+    assert "damaged" in lines[0] and "imgret check" in lines[0]
+    assert imgret("check", "--library", lib).code == 1
+    assert "40 updated" in imgret("index", photos, "--library", lib).stderr
+    assert imgret(*query).stdout == good

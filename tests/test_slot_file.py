@@ -231,3 +231,32 @@ with Library.open({str(lib_path)!r}, one_shot=True) as lib:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0 and out.stdout.split() == ["2", "2", "False"], (out.stdout, out.stderr)
+
+
+@pytest.mark.parametrize("how", ["swapped", "unsorted", "truncated", "missing"])
+def test_a_damaged_slot_table_never_gives_imgrets_own_reader_a_wrong_vector(library, how):
+    """A one-shot query does not read the table whole: each slot it gives is confirmed against the key
+    the vector file stores there, and a key it cannot find makes it check itself whole. Damaged, it
+    is given up and the picture is embedded instead: the same answer."""
+    lib_path, photos = library
+    table = _slots(lib_path)[0]
+    arr = np.load(table)
+    with Library.open(lib_path) as lib:  # the picture of the smallest key: "unsorted" moves it away
+        photo = lib.catalogue.paths([int(arr[0][0])])[int(arr[0][0])]
+    good = _hits(lib_path, photo)
+    if how == "swapped":  # well formed and sorted, every slot wrong
+        arr[1] = arr[1][::-1].copy()
+    elif how == "unsorted":  # two keys trade places: a binary search goes astray
+        arr[0][[0, -1]] = arr[0][[-1, 0]]
+    size = table.stat().st_size
+    np.save(table, arr)
+    assert table.stat().st_size == size
+    if how == "truncated":
+        table.write_bytes(table.read_bytes()[: size // 2])
+    elif how == "missing":
+        table.unlink()
+    with Library.open(lib_path, one_shot=True) as lib:
+        hits = [(h.path, h.distance, tuple(c.path for c in h.copies)) for h in lib.query([photo], 5)[0].hits]
+        assert type(lib.vector_file.searchable().settled).__name__ == "GraphFile"
+        assert lib.vector_file.stored() is None  # given up
+    assert hits == good

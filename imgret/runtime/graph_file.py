@@ -133,6 +133,7 @@ class GraphFile:
         self.dim, self.dtype, self.metric = dim, dtype, metric
         self.expansion_search = 64  # the base level's search breadth; vectors.open_graph sets imgret's
         self._last: tuple[tuple[bytes, int], list[tuple[float, int]]] | None = None  # see _walk
+        self.found: dict[int, int] = {}  # key -> slot of every key a search returned
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             if size < 8:
@@ -216,8 +217,20 @@ class GraphFile:
         upper = int(self._upper_parts[before - 1]) if before else 0
         return self._nodes_at + slot * self._base_bytes + upper * self._upper_bytes
 
-    def _key(self, slot: int) -> int:
+    def key_at(self, slot: int) -> int:
+        """The key stored with node ``slot`` (2**64 - 1 for a removed one)."""
         return struct.unpack_from("<Q", self._map, self._start(slot))[0]
+
+    def vectors_found(self, keys) -> dict[int, np.ndarray]:
+        """The stored vectors, as float32, of those ``keys`` this reader's searches returned (their
+        slots are known: no key table needed), decoded as usearch's ``get(dtype=float32)`` does."""
+        out = {}
+        for key in keys:
+            slot = self.found.get(key)
+            if slot is not None:
+                vec = self._vectors[slot].astype(np.float32)
+                out[key] = vec * np.float32(1 / 127) if self.dtype == "i8" else vec
+        return out
 
     def _neighbours(self, slot: int, level: int) -> list[int]:
         """The neighbour slots of ``slot`` on ``level``, checked to lie inside the graph."""
@@ -254,14 +267,16 @@ class GraphFile:
                 raise IndexDamaged(f"vector file's graph cannot be read: {exc}") from exc
             counts[i] = len(found)
             for j, (d, slot) in enumerate(found):
-                keys[i, j], dists[i, j] = self._key(slot), d
+                key = self.key_at(slot)
+                keys[i, j], dists[i, j] = key, d
+                self.found[key] = slot
         return Matches(keys, dists, counts)
 
     def _distances(self, q: np.ndarray, q_norm: float, slots) -> np.ndarray:
         return distances(self._vectors[slots], q, q_norm, self.metric)
 
     def _allowed(self, slot: int) -> bool:
-        return not self._deleted or self._key(slot) != _FREE_KEY
+        return not self._deleted or self.key_at(slot) != _FREE_KEY
 
     def _exact(self, q: np.ndarray, q_norm: float, count: int) -> list[tuple[float, int]]:
         if not self._size:

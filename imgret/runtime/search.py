@@ -59,6 +59,9 @@ def query(  # noqa: PLR0913 - the query's options, all keyword-only
     # Every query vector first, then the search: any embedding (onnxruntime) happens before usearch
     # loads, so a process that embeds nothing need not import onnxruntime at all (see
     # VectorFile.onnxruntime_first). Stored vectors come from the slot table, without usearch.
+    images = list(images)
+    if vector_file.reads_itself(len(images)):  # no usearch: opened first, it confirms stored vectors
+        vector_file.searchable(searches=len(images))
     asked = [_query_vector_or_error(catalogue, encoder, source) for source in images]
     index = vector_file.searchable(searches=len(asked))
     rule = None if copy_threshold is None else _Folding(encoder.metric, copy_threshold, fold, exclude_copies)

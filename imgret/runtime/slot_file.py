@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,6 +119,13 @@ def checksum(path: str) -> SavedSlots:
     return SavedSlots(file_sha256(path), os.path.getsize(path))
 
 
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError as exc:
+        raise IndexDamaged(f"cannot read the vector file's slot table: {exc.strerror}") from exc
+
+
 def verify(path: str, expected: SavedSlots) -> None:
     """Raise :class:`IndexDamaged` unless the slot file has its recorded size and SHA-256."""
     try:
@@ -134,11 +142,22 @@ class StoredVectors:
     as float32, decoded as usearch's ``get(key, dtype=float32)`` does (i8: the code times 1/127)."""
 
     def __init__(self, vector_path: str, slots_path: str, expected: SavedSlots, *,  # noqa: PLR0913
-                 dim: int, dtype: str, count: int) -> None:
+                 dim: int, dtype: str, count: int, confirm: Callable[[int], int] | None = None) -> None:
         """Check the slot file against ``expected``, map it and open the vector file;
         :class:`IndexDamaged` if the slot file or the vector file's layout do not match ``dim``,
-        ``dtype`` and ``count``."""
-        verify(slots_path, expected)
+        ``dtype`` and ``count``.
+
+        ``confirm`` (slot -> the key the vector file stores there, e.g.
+        :meth:`~imgret.runtime.graph_file.GraphFile.key_at`): the table is not read whole up front
+        (~15 ms at 1M pictures); instead every slot it gives is confirmed against the vector file,
+        and a key it does not find makes it check itself whole, once. Either way a damaged table
+        never gives a wrong vector: it raises :class:`IndexDamaged`."""
+        self.slots_path, self.expected, self.confirm = slots_path, expected, confirm
+        self.checked = confirm is None
+        if confirm is None:
+            verify(slots_path, expected)
+        elif _size(slots_path) != expected.size:
+            raise IndexDamaged("the vector file's slot table is not the size recorded")
         self.fd = -1
         try:
             table = np.load(slots_path, mmap_mode="r", allow_pickle=False)
@@ -169,8 +188,19 @@ class StoredVectors:
         """The slot of ``key`` in the vector file, or ``None``."""
         i = int(np.searchsorted(self.keys, np.uint64(key)))
         if i < len(self.keys) and int(self.keys[i]) == key:
-            return int(self.slots[i])
+            return self._confirmed(int(self.slots[i]), key)
+        self._check_whole()  # not found: absent, or a damaged table led the search astray
         return None
+
+    def _confirmed(self, slot: int, key: int) -> int:
+        if self.confirm is not None and (slot >= self.rows or self.confirm(slot) != key):
+            raise IndexDamaged("the vector file's slot table does not give the slots the vector file holds")
+        return slot
+
+    def _check_whole(self) -> None:
+        if not self.checked:
+            verify(self.slots_path, self.expected)
+            self.checked = True
 
     def _row(self, slot: int) -> np.ndarray | None:
         data = read_at(self.fd, self.row_bytes, 8 + slot * self.row_bytes)
@@ -192,7 +222,10 @@ class StoredVectors:
         want = np.asarray(keys, dtype=np.uint64)
         at = np.minimum(np.searchsorted(self.keys, want), len(self.keys) - 1)
         hit = np.asarray(self.keys[at]) == want
+        if not hit.all():
+            self._check_whole()
         found = sorted(zip(np.asarray(self.slots[at[hit]]).tolist(), want[hit].tolist()))
+        found = [(self._confirmed(slot, key), key) for slot, key in found]
         out = {}
         for slot, key in found:
             vec = self._row(slot) if slot < self.rows else None

@@ -62,6 +62,7 @@ class VectorFile:
         self.own_reader = False
         self._searchable: vectors.Searchable | None = None
         self._stored: tuple[str, slot_file.StoredVectors | None] | None = None  # (file name, table)
+        self._searched_name: str | None = None  # the file the open searchable maps
         catalogue.vector_store = self.settled_vector
 
     # -- what the catalogue records -----------------------------------------------------------------
@@ -114,9 +115,13 @@ class VectorFile:
         it knows; few, in a process with :attr:`own_reader`, and the file is searched without usearch
         (when it has a sound slot table, which says its layout is the one imgret reads)."""
         if self._searchable is None:
-            own = self.own_reader and searches is not None and searches <= OWN_READER_SEARCHES
-            self._searchable = self._open_searchable(own=own and self.catalogue.format != 1)
+            self._searchable = self._open_searchable(own=self.reads_itself(searches))
         return self._searchable
+
+    def reads_itself(self, searches: int | None) -> bool:
+        """Whether ``searches`` searches in this process go through imgret's own reader."""
+        return (self.own_reader and searches is not None and searches <= OWN_READER_SEARCHES
+                and self.catalogue.format != 1)
 
     def stored(self) -> slot_file.StoredVectors | None:
         """The recorded file's vectors by key through its slot table, without usearch; ``None`` when
@@ -133,11 +138,26 @@ class VectorFile:
     def _open_stored(self, rec, slots: slot_file.SavedSlots | None) -> slot_file.StoredVectors | None:
         if slots is None:
             return None
+        graph = self._graph(rec[0])  # imgret's own reader of this file confirms each slot instead
         try:
             return slot_file.StoredVectors(self.path(rec[0]), self.path(slot_file.name_for(rec[0])), slots,
-                                           dim=self.dim, dtype=self.dtype, count=rec[1].count)
+                                           dim=self.dim, dtype=self.dtype, count=rec[1].count,
+                                           confirm=graph.key_at if graph is not None else None)
         except vectors.IndexDamaged:
             return None
+
+    def _graph(self, name: str):
+        """The file ``name`` as imgret's own reader has it open for searching, or ``None``."""
+        searched = self._searchable
+        settled = searched.settled if searched is not None else None
+        # imgret's own reader (graph_file.GraphFile) has vectors_found; usearch's view has not
+        return settled if hasattr(settled, "vectors_found") and self._searched_name == name else None
+
+    def _give_up_stored(self) -> None:
+        """The slot table turned out damaged: closed, and not opened again until the file changes."""
+        name = self._stored[0]
+        self._drop_stored()
+        self._stored = (name, None)
 
     def _drop_stored(self) -> None:
         if self._stored is not None and self._stored[1] is not None:
@@ -153,6 +173,7 @@ class VectorFile:
             self._drop_stored()  # a writer replaced the file between our two reads: once more
             rec = self.record()
             settled = self._view(rec, missing_ok=False, own=own) if rec is not None else None
+        self._searched_name = rec[0] if rec is not None else None
         legacy_fresh = self.catalogue.format == 1 and settled is not None
         keys, overlay = set(), None
         if not legacy_fresh:  # format 1 keeps every vector in the catalogue: "pending" means all
@@ -169,7 +190,9 @@ class VectorFile:
     def _view(self, rec: tuple[str, vectors.SavedIndex], *, missing_ok: bool, key_lookups: bool | None = None,
               own: bool = False):
         name, saved = rec
-        if key_lookups is None:  # usearch's key table only when this very file has no sound slot table
+        if own:  # a recorded slot table says the layout is the one imgret reads; opened after, confirmed
+            key_lookups = self.slots_record() is None
+        elif key_lookups is None:  # usearch's key table only when this very file has no sound slot table
             table = self.stored() if self.catalogue.format != 1 else None
             key_lookups = table is None or self._stored[0] != name
         try:
@@ -201,22 +224,31 @@ class VectorFile:
         has a sound one (no usearch needed), else through usearch's key table."""
         stored = self.stored() if self.catalogue.format != 1 else None
         if stored is not None:
-            return stored.get(key)
+            try:
+                return stored.get(key)
+            except vectors.IndexDamaged:  # confirmed against the file, lazily: not used again here
+                self._give_up_stored()
         index = self.searchable().settled
-        if index is None or key not in index:
-            return None
+        if index is None or not hasattr(index, "get") or key not in index:
+            return None  # imgret's own reader has no key table: the picture is embedded instead
         return vectors.stored_vectors(index, key).reshape(-1).copy()
 
     def vectors_of(self, keys: list[int]) -> dict[int, np.ndarray]:
         """The vectors of those ``keys`` that have one, by key, as :meth:`Catalogue.vector` gives them
         one at a time: a pending vector from the catalogue, a settled one from the file (all at once
         through the slot table when the file has one)."""
+        pending = self.searchable().overlay_keys  # pending when the file was opened: in the catalogue
+        graph = self._graph(self._searched_name)
+        out = graph.vectors_found([k for k in keys if k not in pending]) if graph is not None else {}
         stored = self.stored() if self.catalogue.format != 1 else None
         if stored is None:
-            found = {k: self.catalogue.vector(k) for k in keys}
-            return {k: v for k, v in found.items() if v is not None}
-        pending = self.searchable().overlay_keys  # pending when the file was opened: in the catalogue
-        out = stored.get_many([k for k in keys if k not in pending])
+            found = {k: self.catalogue.vector(k) for k in keys if k not in out}
+            return out | {k: v for k, v in found.items() if v is not None}
+        try:
+            out |= stored.get_many([k for k in keys if k not in pending and k not in out])
+        except vectors.IndexDamaged:  # confirmed against the file, lazily: not used again here
+            self._give_up_stored()
+            return self.vectors_of(keys)
         for k in keys:
             if k in pending and (vec := self.catalogue.vector(k)) is not None:
                 out[k] = vec

@@ -36,8 +36,10 @@ import numpy as np
 
 PY = sys.executable
 DEPS = "import click, numpy, sqlite3, PIL.Image, onnxruntime, usearch.index"
-# What a query of library pictures imports since the cold-query round 2 (no Pillow, no onnxruntime).
+# What a query of library pictures imported in the cold-query round 2 (no Pillow, no onnxruntime) ...
 DEPS_LIBRARY_PICTURE = "import click, numpy, sqlite3, usearch.index"
+# ... and since imgret reads the vector file itself for a few searches (no usearch either).
+DEPS_OWN_READER = "import click, numpy, sqlite3"
 
 
 def log(msg: str) -> None:
@@ -298,11 +300,12 @@ def cold_query(size: str, pics: Path, lib: Path, runs: int = 7) -> None:
 def _cold_query(size: str, pics: Path, lib: Path, runs: int, elsewhere: Path, upgrade_s: float) -> None:  # noqa: PLR0913
     query = first_picture(pics)
     write_pictures(elsewhere, 1, start=10_000_000)  # a picture the library does not hold
-    bare, lean, warm, new = [], [], [], []
+    bare, lean, leaner, warm, new = [], [], [], [], []
     query_argv = [PY, "-m", "imgret", "query", "--library", lib, "-N", "10"]
     for _ in range(runs):
         bare.append(timed([PY, "-c", DEPS]))
         lean.append(timed([PY, "-c", DEPS_LIBRARY_PICTURE]))
+        leaner.append(timed([PY, "-c", DEPS_OWN_READER]))
         warm.append(timed([*query_argv, query]))
         new.append(timed([*query_argv, first_picture(elsewhere)]))
 
@@ -322,6 +325,8 @@ def _cold_query(size: str, pics: Path, lib: Path, runs: int, elsewhere: Path, up
           "ratio_cpu": round(mid(warm, 1) / mid(bare, 1), 2),
           "outside_picture_s": round(mid(new, 0), 3), "outside_picture_cpu_s": round(mid(new, 1), 3),
           "bare_import_no_ort_pil_s": round(mid(lean, 0), 3), "bare_import_no_ort_pil_cpu_s": round(mid(lean, 1), 3),
+          "bare_import_no_usearch_s": round(mid(leaner, 0), 3),
+          "ratio_no_usearch": round(mid(warm, 0) / mid(leaner, 0), 2),
           "upgrade_s": round(upgrade_s, 2),
           "rss_mb": mid(warm, 2) >> 20, "bare_rss_mb": mid(bare, 2) >> 20, "library_evicted_s": round(dropped[0], 3)})
 

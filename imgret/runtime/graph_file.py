@@ -4,8 +4,9 @@ A one-shot ``imgret query`` spends most of its time before it searches: importin
 package (~0.13 s here: it pulls in urllib, tqdm and numkong) and opening its view, which visits the
 header of every node to find where each starts (~0.1 s and ~150 MB of touched pages at 1M
 pictures). A query needs a few hundred nodes. :class:`GraphFile` reads usearch 2's dense file
-itself: the node offsets come from the per-node levels stored before the nodes (one cumulative sum),
-and a search touches only the nodes and vectors it visits.
+itself: where a node starts follows from the per-node levels stored before the nodes (a cumulative
+sum over the few nodes with upper levels, ~5 ms at 1M), and a search touches only the nodes and
+vectors it visits (~10-30 ms a search at 1M, against ~2 ms for usearch once it is open).
 
 The search is usearch's: a greedy descent from the entry node through the upper levels, then a
 best-first search of the base level keeping the ``expansion`` nearest found (the same breadth,

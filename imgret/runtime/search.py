@@ -104,9 +104,10 @@ def _answer(  # noqa: PLR0913 - one query's state
     distinct pictures are found or the library is exhausted; vectors fetched once across rounds)."""
     want = n + 1
     known: dict[int, np.ndarray] = {}
+    names: dict[int, str] = {}  # the paths of keys already looked up, across rounds
     while True:
         found = vectors.search(index, vec[None, :], want)[0]
-        candidates = _candidates(vector_file.catalogue, metric, found, skip_key)
+        candidates = _candidates(vector_file.catalogue, metric, found, skip_key, names)
         if rule is None:
             return [Hit(rank, path, dist) for rank, (_, path, dist) in enumerate(candidates[:n], 1)]
         known.update(vector_file.vectors_of([k for k, _, _ in candidates if k not in known]))
@@ -116,10 +117,12 @@ def _answer(  # noqa: PLR0913 - one query's state
         want *= 4
 
 
-def _candidates(catalogue: Catalogue, metric: str, found, skip_key: int | None) -> list[tuple[int, str, float]]:
-    """``(key, path, reported distance)`` in rank order, without the skipped key or removed rows."""
+def _candidates(catalogue: Catalogue, metric: str, found, skip_key: int | None,  # noqa: PLR0913
+                names: dict[int, str]) -> list[tuple[int, str, float]]:
+    """``(key, path, reported distance)`` in rank order, without the skipped key or removed rows.
+    ``names``: paths by key already looked up (added to; a removed row stays absent)."""
     keys = [int(k) for k in found[0]]
-    names = catalogue.paths(keys)
+    names.update(catalogue.paths([k for k in keys if k not in names]))
     out = []
     for key, dist in zip(keys, found[1]):
         if key == skip_key or key not in names:  # itself, or removed since the index was built

@@ -194,12 +194,17 @@ class _Walk:
     def run(self, stack: list[str]) -> Iterator[Listing | Skipped]:
         """Walk the folders of ``stack`` (the next one last) and all below them, depth first; the
         stack is worked on in place, so a caller may stop between items and hand part of it on."""
+        step = self.step
         while stack:
-            item = self.folder(stack.pop())
-            yield item
-            if type(item) is Listing:
-                folder = item.folder
-                stack.extend(os.path.join(folder, name) for name in reversed(item.subfolders))
+            yield step(stack)
+
+    def step(self, stack: list[str]) -> Listing | Skipped:
+        """List the next folder of ``stack`` and put the folders it holds on it, in order."""
+        item = self.folder(stack.pop())
+        if type(item) is Listing:
+            folder = item.folder
+            stack.extend(os.path.join(folder, name) for name in reversed(item.subfolders))
+        return item
 
     def folder(self, folder: str) -> Listing | Skipped:
         """One folder: its :class:`Listing`, its signature compared with (and taken out of) the

@@ -1,0 +1,252 @@
+"""Walking a big tree in two processes: a helper process walks the last subtrees while this one
+walks the first, and what is yielded is exactly what the serial walk (:class:`~imgret.runtime.scan.Scan`)
+gives, in the same order.
+
+Why: an index run with nothing changed is a walk (99% of it by cProfile), two thirds of a walk are
+system calls, and the walk of one subtree does not depend on another's. On a machine with a second
+core, a second process takes about half of the wall time off such a run.
+
+How:
+- The serial walk goes depth first from a stack; at any moment the folders on the stack are the roots
+  of all that is left, the next one on top. After listing the first folder(s), this process cuts the
+  stack: the helper takes the bottom (the last subtrees in walk order), this process the top, which
+  it walks and yields as it goes. The helper's part comes after it in walk order: its listings are
+  sent at its end and yielded then. The cut is weighed with the folders the catalogue recorded below
+  each subtree (the signatures handed to the walk).
+- A file (hard links) or folder (linked folders) is taken at its first sight only, so a side's result
+  depends on what was seen before it. Both sides start from the seen sets at the cut, and the helper
+  sends back the inode keys it added. If they meet this process's (a hard link or a linked folder
+  across the cut: rare), the helper's listings are dropped and this process walks its part itself,
+  continuing its own seen sets: that is the serial walk exactly. The same when the helper dies, hangs
+  (no answer :data:`WAIT_FACTOR` times as long as this process's own part took, and at least
+  :data:`WAIT_MIN` seconds) or sends what cannot be read: correct, only slower.
+- Worth it only for big trees (:func:`walk_helper`): starting the helper costs ~0.1 s before it can
+  walk (on another core), which a tree of 10k pictures would not win back. It is started before the
+  catalogue is asked for the signatures, so that its start overlaps this process's own work.
+- The helper is a spawned process (no fork: onnxruntime and usearch may be loaded here, and a forked
+  child of such a process was seen to hang), imports only this module, ``scan.py`` and ``lifeline.py``
+  (no numpy, no Pillow: the picture suffixes are sent), dies with its parent
+  (:mod:`imgret.runtime.lifeline`) and talks through a raw pipe in ``marshal`` (no pickle).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import time
+from bisect import bisect_left
+from collections.abc import Iterator
+
+from imgret.runtime.scan import Found, Listing, NotAPicture, Skipped, _Walk
+
+MIN_PICTURES = 30_000  # pictures the catalogue knows below which a run walks in one process
+MIN_FOLDERS = 4  # recorded folders left below which the stack is not cut (and the helper not used)
+HELPER_SHARE = 0.45  # of the recorded folders left, what the helper gets: it starts later
+SHARE_RANGE = (0.3, 0.6)  # a cut outside it waits for a deeper one
+MAX_TRIES = 256  # folders listed while looking for a cut; then the walk goes on in this process alone
+WAIT_FACTOR, WAIT_MIN = 3.0, 10.0  # when a helper is given up (see the module docstring)
+FAULT_ENV = "IMGRET_WALK_HELPER_FAULT"  # tests: "hang", "die" or "garbage" makes the helper misbehave
+
+
+@contextlib.contextmanager
+def walk_helper(pictures: int, workers: int | None = None) -> Iterator[WalkHelper | None]:
+    """A started :class:`WalkHelper` for a walk over about ``pictures`` pictures, when that is worth
+    it (at least :data:`MIN_PICTURES`, more than one usable core, ``workers`` not 0 or 1); ``None``
+    otherwise. Closed when the block ends."""
+    from imgret.runtime.batching import resolve_workers
+
+    helper = None
+    if pictures >= MIN_PICTURES and resolve_workers(workers) > 1:
+        helper = WalkHelper.start()
+    try:
+        yield helper
+    finally:
+        if helper is not None:
+            helper.close()
+
+
+class WalkHelper:
+    """The helper process and this process's end of its pipe."""
+
+    def __init__(self, process, conn) -> None:
+        self.process, self.conn = process, conn
+        self.outcome = "not asked"  # then "not needed", "helped" or "walked alone" (read by tests)
+
+    @classmethod
+    def start(cls) -> WalkHelper:
+        """Spawn the helper; it waits for its part of a walk (see :func:`split_walk`)."""
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        ours, theirs = ctx.Pipe(duplex=True)
+        process = ctx.Process(target=helper_main, args=(theirs, os.getpid()), name="imgret-walk", daemon=True)
+        process.start()
+        theirs.close()
+        return cls(process, ours)
+
+    def send(self, job: tuple) -> bool:
+        """Hand the helper its part; False when it cannot be reached."""
+        try:
+            self.conn.send_bytes(marshal.dumps(job, 2))
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def reply(self, timeout: float) -> object | None:
+        """The helper's answer, or ``None`` when it died, did not answer in ``timeout`` seconds, or
+        sent something that is not marshal data."""
+        from multiprocessing.connection import wait
+
+        try:
+            if self.conn not in wait([self.conn, self.process.sentinel], timeout):
+                return None
+            return marshal.loads(self.conn.recv_bytes())
+        except (EOFError, OSError, ValueError, TypeError):
+            return None
+
+    def close(self) -> None:
+        """End the helper, whatever it is doing (it has nothing to save); idempotent."""
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+
+
+def split_walk(walk: _Walk, helper: WalkHelper) -> Iterator[Listing | Skipped]:
+    """What ``walk.run([walk.root])`` yields, with part of it walked by ``helper`` (closed at the end)."""
+    stack = [walk.root]
+    try:
+        keys = sorted(walk.signatures)
+        cut, tries = None, 0
+        while stack and cut is None and tries < MAX_TRIES:
+            yield walk.step(stack)
+            cut, tries = _cut(stack, keys), tries + 1
+        if cut is None:
+            helper.outcome = "not needed"
+            helper.close()  # now: it is not needed
+            yield from walk.run(stack)
+            return
+        theirs, stack = stack[:cut], stack[cut:]
+        started = time.monotonic()
+        sent = helper.send(_job(walk, theirs, keys))
+        yield from walk.run(stack)
+        reply = helper.reply(max(WAIT_MIN, WAIT_FACTOR * (time.monotonic() - started))) if sent else None
+        helper.close()  # done, or given up
+        items = _accepted(reply, walk)
+        if items is None:  # the serial walk from here, with this process's seen sets
+            helper.outcome = "walked alone"
+            yield from walk.run(theirs)
+            return
+        helper.outcome = "helped"
+        pop = walk.signatures.pop
+        for item in items:
+            if type(item) is Listing:
+                pop(item.folder, None)
+            yield item
+    finally:
+        helper.close()
+
+
+def _below(keys: list[str], folder: str) -> tuple[int, int]:
+    """The range of ``keys`` (sorted) at or below ``folder``: the folder itself, then ``folder/...``."""
+    after = folder + chr(ord(os.sep) + 1)  # the first string past every "folder/..."
+    return bisect_left(keys, folder), bisect_left(keys, after)
+
+
+def _cut(stack: list[str], keys: list[str]) -> int | None:
+    """How many of the stack's bottom entries to give the helper (see :data:`HELPER_SHARE`), or
+    ``None`` when no cut is good enough yet: the walk then goes one folder deeper and asks again."""
+    if len(stack) < 2:
+        return None
+    weights = [1 + (hi - lo) for lo, hi in (_below(keys, folder) for folder in stack)]
+    total = sum(weights)
+    if total - len(stack) < MIN_FOLDERS:
+        return None
+    best, best_gap, share = None, None, 0
+    for k in range(1, len(stack)):
+        share += weights[k - 1]
+        gap = abs(share / total - HELPER_SHARE)
+        if SHARE_RANGE[0] <= share / total <= SHARE_RANGE[1] and (best_gap is None or gap < best_gap):
+            best, best_gap = k, gap
+    return best
+
+
+def _job(walk: _Walk, theirs: list[str], keys: list[str]) -> tuple:
+    """What the helper needs to walk ``theirs`` as the serial walk would (see :func:`walk_part`)."""
+    signatures = walk.signatures
+    own = {}
+    for folder in theirs:
+        lo, hi = _below(keys, folder)
+        own.update((key, signatures[key]) for key in keys[lo:hi] if key in signatures)
+    return (walk.root, walk.dev, walk.follow_outside, sorted(walk.excluded), sorted(walk.suffixes), theirs, own,
+            list(walk.seen_dirs), list(walk.seen_files))
+
+
+def _accepted(reply: object, walk: _Walk) -> list[Listing | Skipped] | None:
+    """The helper's listings, or ``None`` when they cannot be taken: not readable, or a file or folder
+    seen by both processes (the serial walk would have taken it once)."""
+    if type(reply) is not tuple or len(reply) != 3:
+        return None
+    records, dirs, files = reply
+    try:
+        if not walk.seen_dirs.isdisjoint(dirs) or not walk.seen_files.isdisjoint(files):
+            return None
+        return [_item(record) for record in records]
+    except (TypeError, ValueError):
+        return None
+
+
+def _item(record: tuple) -> Listing | Skipped:
+    if len(record) == 2:
+        return Skipped(*record)
+    folder, found, skipped, signature, unchanged, subfolders = record
+    if found is not None:
+        found = [Found(path, size, mtime_ns, (dev, ino)) for path, size, mtime_ns, (dev, ino) in found]
+    skipped = [NotAPicture(path, reason) if other else Skipped(path, reason) for path, reason, other in skipped]
+    return Listing(folder, found, skipped, signature, unchanged, subfolders)
+
+
+def _record(item: Listing | Skipped) -> tuple:
+    """An item as plain tuples for ``marshal`` (which takes no named tuples or dataclasses)."""
+    if type(item) is not Listing:
+        return item.path, item.reason
+    found = None if item.found is None else [tuple(f) for f in item.found]
+    skipped = [(s.path, s.reason, type(s) is NotAPicture) for s in item.skipped]
+    return item.folder, found, skipped, item.signature, item.unchanged, item.subfolders
+
+
+# -- the helper process ---------------------------------------------------------------------------------
+def helper_main(conn, parent_pid: int) -> None:
+    """The helper: wait for a part of a walk, walk it, send the result, exit."""
+    import gc
+
+    from imgret.runtime.lifeline import die_with_parent
+
+    die_with_parent(parent_pid)
+    gc.disable()  # short-lived, and the walk makes a tuple per picture: collections would only cost
+    try:
+        job = marshal.loads(conn.recv_bytes())
+    except (EOFError, OSError, ValueError, TypeError):
+        return  # the parent walked alone
+    reply = marshal.dumps(walk_part(*job), 2)
+    fault = os.environ.get(FAULT_ENV)
+    if fault == "hang":
+        time.sleep(3600)
+    elif fault == "die":
+        os._exit(1)
+    elif fault == "garbage":
+        reply = b"\xffnot marshal"
+    conn.send_bytes(reply)
+
+
+def walk_part(root: str, dev: int, follow_outside: bool, exclude: list[str], suffixes: list[str],  # noqa: PLR0913
+              stack: list[str], signatures: dict, seen_dirs: list, seen_files: list) -> tuple:
+    """Walk ``stack`` below ``root`` as the serial walk would after its seen sets (``seen_dirs``,
+    ``seen_files``); returns ``(records, dirs, files)``: the items as plain tuples and the inode keys
+    this walk added to each seen set."""
+    walk = _Walk(root, os.stat(root), follow_outside, tuple(exclude), signatures, frozenset(suffixes))
+    walk.dev, walk.seen_dirs, walk.seen_files = dev, set(seen_dirs), set(seen_files)
+    records = [_record(item) for item in walk.run(stack)]
+    return records, list(walk.seen_dirs.difference(seen_dirs)), list(walk.seen_files.difference(seen_files))

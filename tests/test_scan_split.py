@@ -58,7 +58,7 @@ def both_ways(root, signatures=None, **kwargs) -> WalkHelper:
     split = list(Scan(root, signatures=split_left, helper=helper, **kwargs).listings())
     assert split == serial
     assert split_left == serial_left
-    assert not helper.process.is_alive()
+    assert helper.process.poll() is not None  # ended
     return helper
 
 

@@ -23,7 +23,7 @@ from imgret.runtime.scan_split import WalkHelper
 @pytest.fixture(autouse=True)
 def tiny_trees_are_split(monkeypatch):
     monkeypatch.setattr(scan_split, "MIN_FOLDERS", 0)
-    monkeypatch.setattr(scan_split, "MIN_PICTURES", 0)
+    monkeypatch.setenv(scan_split.HELPER_ENV, "on")  # whatever the machine's load
 
 
 def picture(path, data: bytes = b"not really a jpeg") -> None:
@@ -151,11 +151,25 @@ def test_an_index_run_with_the_helper_matches_one_without(tmp_path, fake_model, 
         report = lib.index(photos)
         assert (report.added, report.removed, report.unchanged) == (1, 1, 5)
     assert started and all(h.outcome == "helped" for h in started[1:])
-    monkeypatch.setattr(scan_split, "MIN_PICTURES", 1000)  # a small library walks alone
+    monkeypatch.delenv(scan_split.HELPER_ENV)  # a small library walks alone
     started.clear()
     with Library.open_writable(tmp_path / "lib", model=fake_model) as lib:
         assert lib.index(photos).unchanged == 6
     assert started == []
+
+
+def test_a_helper_only_for_a_big_walk_with_a_free_core(monkeypatch):
+    monkeypatch.delenv(scan_split.HELPER_ENV)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    big = scan_split.MIN_PICTURES
+    assert scan_split.worth_a_helper(big) and scan_split.worth_a_helper(big, workers=2)
+    assert not scan_split.worth_a_helper(big - 1)
+    assert not scan_split.worth_a_helper(big, workers=1) and not scan_split.worth_a_helper(big, workers=0)
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.5, 3.5, 3.5))  # every core busy
+    assert not scan_split.worth_a_helper(big)
+    monkeypatch.setenv(scan_split.HELPER_ENV, "on")
+    assert scan_split.worth_a_helper(10)
 
 
 def test_the_helper_imports_no_numpy_pillow_onnxruntime_or_usearch():

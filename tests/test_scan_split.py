@@ -6,6 +6,7 @@ across the cut). The thresholds are lowered so that tiny trees are split."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from fakes import write_scenes
 
 from imgret.runtime import scan_split
 from imgret.runtime.library import Library
-from imgret.runtime.scan import Listing, Scan
+from imgret.runtime.scan import Listing, Scan, Skipped
 from imgret.runtime.scan_split import WalkHelper
 
 
@@ -105,6 +106,22 @@ def test_exclude_and_links_out_of_the_tree_are_kept_by_the_helper(tree, tmp_path
     os.symlink(outside, tree / "d" / "out")
     both_ways(tree, exclude=(str(tree / "c" / "deeper"),))
     assert both_ways(tree, follow_outside=True).outcome == "helped"
+
+
+def test_a_folder_removed_before_the_helper_lists_it_is_reported_as_serially(tree):
+    def walk(helper=None) -> list:
+        items = []
+        for item in Scan(tree, helper=helper).listings():
+            if not items:  # the root is listed: the helper's part (c, d) is not yet handed over
+                shutil.rmtree(tree / "d")
+            items.append(item)
+        picture(tree / "d" / "p0.jpg")
+        return items
+
+    serial = walk()
+    assert Skipped(str(tree / "d"), "missing") in serial
+    helper = WalkHelper.start()
+    assert walk(helper) == serial and helper.outcome == "helped"
 
 
 @pytest.mark.parametrize("fault", ["die", "garbage"])

@@ -114,7 +114,12 @@ class WalkHelper:
         helper, start multiprocessing's resource tracker (one more interpreter) and pickle. The helper
         is ``python -S`` (``site`` is not needed: imgret's own folder is put on its path) running
         :func:`helper_main`: ~0.08 s of CPU before it walks, on another core."""
-        if getattr(sys, "frozen", False) or not sys.executable:
+        # On Windows a virtual environment's python.exe is a launcher that starts the real one as its
+        # child: the helper's parent would not be this process. Its base interpreter is started
+        # instead (as multiprocessing does); imgret's folder is put on the path either way.
+        python = getattr(sys, "_base_executable", None) if sys.platform == "win32" else None
+        python = python or sys.executable
+        if getattr(sys, "frozen", False) or not python:
             return None
         import imgret
 
@@ -122,7 +127,7 @@ class WalkHelper:
         code = (f"import sys; sys.path.insert(0, {home!r}); "
                 f"from imgret.runtime.scan_split import helper_main; helper_main({os.getpid()})")
         try:
-            process = subprocess.Popen([sys.executable, "-S", "-c", code], stdin=subprocess.PIPE,
+            process = subprocess.Popen([python, "-S", "-c", code], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE)
         except OSError:
             return None

@@ -165,12 +165,7 @@ class Scan:
                 yield NotAPicture(root, suffix_label(root))
             return
         walk = _Walk(root, st, self.follow_outside, self.exclude, self.signatures, picture_suffixes())
-        if self.helper is None:
-            items = walk.run([root])
-        else:
-            from imgret.runtime.scan_split import split_walk
-
-            items = split_walk(walk, self.helper)
+        items = walk.run([root]) if self.helper is None else self.helper.split(walk)
         for item in items:
             self.unchanged += item.unchanged if type(item) is Listing else 0
             yield item
@@ -258,8 +253,7 @@ class _Walk:
         any order): folders are entered after the files, and at the first link or file seen before
         all is undone and ``None`` returned, for a call in name order."""
         seen, add, dev, trusted = self.seen_files, parts.append, self.dev, True
-        short, long = self.cased_suffixes
-        suffixes = self.suffixes
+        (short, long), suffixes = self.cased_suffixes, self.suffixes
         see, stat_of = seen.add, os.stat  # bound once: the loop runs once per file
         folders: list[os.DirEntry] = []
         for entry in entries:

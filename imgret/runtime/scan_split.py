@@ -121,9 +121,7 @@ class WalkHelper:
         python = python or sys.executable
         if getattr(sys, "frozen", False) or not python:
             return None
-        import imgret
-
-        home = os.path.dirname(os.path.dirname(os.path.abspath(imgret.__file__)))
+        home = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds imgret/
         code = (f"import sys; sys.path.insert(0, {home!r}); "
                 f"from imgret.runtime.scan_split import helper_main; helper_main({os.getpid()})")
         try:
@@ -163,6 +161,10 @@ class WalkHelper:
             return marshal.loads(got[0])
         except (IndexError, EOFError, ValueError, TypeError):
             return None
+
+    def split(self, walk: _Walk) -> Iterator[Listing | Skipped]:
+        """What ``walk`` yields, part of it walked by this helper (see :func:`split_walk`)."""
+        return split_walk(walk, self)
 
     def close(self) -> None:
         """End the helper, whatever it is doing (it has nothing to save); idempotent."""

@@ -36,14 +36,17 @@ from __future__ import annotations
 import contextlib
 import marshal
 import os
-import subprocess
 import sys
-import threading
 import time
 from bisect import bisect_left
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from imgret.runtime.scan import Found, Listing, NotAPicture, Skipped, _Walk
+
+if TYPE_CHECKING:
+    import subprocess
+    import threading
 
 MIN_PICTURES = 30_000  # pictures the catalogue knows below which a run walks in one process
 # Usable cores less the load average that must be left for the helper to be started: with the other
@@ -121,6 +124,8 @@ class WalkHelper:
         python = python or sys.executable
         if getattr(sys, "frozen", False) or not python:
             return None
+        import subprocess  # here: the helper itself, which imports this module, needs neither
+
         home = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds imgret/
         code = (f"import sys; sys.path.insert(0, {home!r}); "
                 f"from imgret.runtime.scan_split import helper_main; helper_main({os.getpid()})")
@@ -133,6 +138,8 @@ class WalkHelper:
 
     def send(self, job: tuple) -> None:
         """Hand the helper its part, from a thread: a big part fills the pipe before the helper reads it."""
+        import threading
+
         def write() -> None:
             with contextlib.suppress(OSError, ValueError):
                 self.process.stdin.write(marshal.dumps(job, 2))
@@ -144,6 +151,8 @@ class WalkHelper:
     def reply(self, timeout: float) -> object | None:
         """The helper's answer, or ``None`` when it died, did not answer in ``timeout`` seconds, or
         sent something that is not marshal data."""
+        import threading
+
         got: list[bytes] = []
 
         def read() -> None:

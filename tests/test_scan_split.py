@@ -175,15 +175,26 @@ def test_an_index_run_with_the_helper_matches_one_without(tmp_path, fake_model, 
     assert started == []
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts runnable tasks in /proc/loadavg")
+def test_a_busy_process_is_counted_as_running():
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert scan_split.others_running() >= 1
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
 def test_a_helper_only_for_a_big_walk_with_a_free_core(monkeypatch):
     monkeypatch.delenv(scan_split.HELPER_ENV)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    monkeypatch.setattr(scan_split, "others_running", lambda: 2)  # 2 of 4 cores busy
     big = scan_split.MIN_PICTURES
     assert scan_split.worth_a_helper(big) and scan_split.worth_a_helper(big, workers=2)
     assert not scan_split.worth_a_helper(big - 1)
     assert not scan_split.worth_a_helper(big, workers=1) and not scan_split.worth_a_helper(big, workers=0)
-    monkeypatch.setattr(os, "getloadavg", lambda: (3.5, 3.5, 3.5))  # every core busy
+    monkeypatch.setattr(scan_split, "others_running", lambda: 3)  # every other core busy
     assert not scan_split.worth_a_helper(big)
     monkeypatch.setenv(scan_split.HELPER_ENV, "on")
     assert scan_split.worth_a_helper(10)

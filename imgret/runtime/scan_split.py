@@ -49,10 +49,6 @@ if TYPE_CHECKING:
     import threading
 
 MIN_PICTURES = 30_000  # pictures the catalogue knows below which a run walks in one process
-# Usable cores less the load average that must be left for the helper to be started: with the other
-# cores busy it only competes with this process (measured at 100k with one core taken by another
-# job: 0.75-0.90 s against 0.52-0.63 s walking alone).
-MIN_SPARE_CORES = 1.0
 HELPER_ENV = "IMGRET_WALK_HELPER"  # "on" or "off": overrides worth_a_helper
 MIN_FOLDERS = 4  # recorded folders left below which the stack is not cut (and the helper not used)
 # The helper's share of the recorded folders left: half, less its start (~0.1 s of CPU before it
@@ -82,8 +78,10 @@ def walk_helper(pictures: int, workers: int | None = None) -> Iterator[WalkHelpe
 
 def worth_a_helper(pictures: int, workers: int | None = None) -> bool:
     """Whether a second process should walk: ``workers`` is not 0 or 1, the walk is big (at least
-    :data:`MIN_PICTURES`) and a core is free (:data:`MIN_SPARE_CORES`). :data:`HELPER_ENV` set to
-    ``on`` or ``off`` decides instead (benchmarks, tests)."""
+    :data:`MIN_PICTURES`) and a core is free (:func:`others_running`): with the other cores busy the
+    helper only competes with this process (measured at 100k with another job on one of 2 cores:
+    0.75-1.10 s against 0.52-0.76 s walking alone). :data:`HELPER_ENV` set to ``on`` or ``off``
+    decides instead (benchmarks, tests)."""
     forced = os.environ.get(HELPER_ENV, "").lower()
     if forced in ("on", "off"):
         return forced == "on"
@@ -91,11 +89,28 @@ def worth_a_helper(pictures: int, workers: int | None = None) -> bool:
 
     if pictures < MIN_PICTURES or resolve_workers(workers) <= 1:
         return False
+    return default_workers() - 1 - others_running() >= 1  # a core for the helper, besides this process's
+
+
+def others_running(samples: int = 3) -> float:
+    """About how many other tasks are running or waiting for a core now. On Linux the kernel's count of
+    runnable tasks (``/proc/loadavg``) less this process, the least of a few samples a millisecond
+    apart (a short task passing by should not decide); elsewhere the load average (which counts this
+    process too, so it errs towards walking alone); 0 where neither exists (Windows)."""
     try:
-        busy = os.getloadavg()[0]
-    except (AttributeError, OSError):  # Windows: no load average; trust the core count
-        busy = 0.0
-    return default_workers() - busy >= MIN_SPARE_CORES
+        counts = []
+        for i in range(samples):
+            if i:
+                time.sleep(0.001)
+            with open("/proc/loadavg", "rb") as f:
+                counts.append(int(f.read().split()[3].split(b"/")[0]))
+        return max(0, min(counts) - 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
 
 
 class WalkHelper:

@@ -1,4 +1,4 @@
-"""The walk in two processes (imgret.runtime.scan_split) against the serial walk, the reference: the
+"""The walk in two processes (imgret.runtime.scan_split, scan_helper) against the serial walk, the reference: the
 same items in the same order and the same signatures left over, whether the helper walked its part,
 was given up (dead, hung, garbled) or had its part walked again (a hard link or a linked folder
 across the cut). The thresholds are lowered so that tiny trees are split."""
@@ -15,7 +15,7 @@ import time
 import pytest
 from fakes import write_scenes
 
-from imgret.runtime import scan_split
+from imgret.runtime import scan_helper, scan_split
 from imgret.runtime.library import Library
 from imgret.runtime.scan import Listing, Scan, Skipped
 from imgret.runtime.scan_split import WalkHelper
@@ -126,18 +126,18 @@ def test_a_folder_removed_before_the_helper_lists_it_is_reported_as_serially(tre
 
 @pytest.mark.parametrize("fault", ["die", "garbage"])
 def test_a_helper_that_dies_or_sends_garbage_is_walked_for(tree, monkeypatch, fault):
-    monkeypatch.setenv(scan_split.FAULT_ENV, fault)
+    monkeypatch.setenv(scan_helper.FAULT_ENV, fault)
     assert both_ways(tree, recorded(tree)).outcome == "walked alone"
 
 
 def test_a_hung_helper_is_given_up(tree, monkeypatch):
-    monkeypatch.setenv(scan_split.FAULT_ENV, "hang")
+    monkeypatch.setenv(scan_helper.FAULT_ENV, "hang")
     monkeypatch.setattr(scan_split, "WAIT_MIN", 0.5)
     assert both_ways(tree).outcome == "walked alone"
 
 
 def test_a_helper_killed_mid_walk_is_walked_for(tree, monkeypatch):
-    monkeypatch.setenv(scan_split.FAULT_ENV, "hang")  # it stays alive after its walk, until killed
+    monkeypatch.setenv(scan_helper.FAULT_ENV, "hang")  # it stays alive after its walk, until killed
     serial = list(Scan(tree).listings())
     helper = WalkHelper.start()
     split = []
@@ -201,7 +201,7 @@ def test_a_helper_only_for_a_big_walk_with_a_free_core(monkeypatch):
 
 
 def test_the_helper_imports_no_numpy_pillow_onnxruntime_or_usearch():
-    code = ("import sys, imgret.runtime.scan_split, imgret.runtime.lifeline; "
+    code = ("import sys, imgret.runtime.scan_helper, imgret.runtime.lifeline; "
             "print(sorted(m for m in ('numpy', 'PIL', 'onnxruntime', 'usearch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

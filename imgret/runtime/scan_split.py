@@ -23,9 +23,9 @@ How:
 - Worth it only for big trees (:func:`walk_helper`): starting the helper costs ~0.1 s before it can
   walk (on another core), which a tree of 10k pictures would not win back. It is started before the
   catalogue is asked for the signatures, so that its start overlaps this process's own work.
-- The helper is a new interpreter (``python -S -c``; no fork: onnxruntime and usearch may be loaded
-  here, and a forked child of such a process was seen to hang), imports only this module, ``scan.py``
-  and ``lifeline.py`` (no numpy, no Pillow: the picture suffixes are sent), dies with its parent
+- The helper (:mod:`imgret.runtime.scan_helper`) is a new interpreter (``python -S -c``; no fork:
+  onnxruntime and usearch may be loaded here, and a forked child of such a process was seen to hang)
+  that imports no numpy or Pillow (the picture suffixes are sent), dies with its parent
   (:mod:`imgret.runtime.lifeline`) and gets its part on stdin and gives its result on stdout, both
   ``marshal`` (no pickle). In an app frozen into one executable there is no such interpreter to
   start, and the walk stays in one process.
@@ -42,7 +42,8 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from imgret.runtime.scan import Found, Listing, NotAPicture, Skipped, _Walk
+from imgret.runtime.scan import Listing, Skipped, _Walk
+from imgret.runtime.scan_helper import item
 
 if TYPE_CHECKING:
     import subprocess
@@ -58,7 +59,6 @@ START_S, WALK_S_PER_PICTURE = 0.1, 7e-6
 SHARE_RANGE = (0.3, 0.6)  # a cut outside it waits for a deeper one
 MAX_TRIES = 256  # folders listed while looking for a cut; then the walk goes on in this process alone
 WAIT_FACTOR, WAIT_MIN = 3.0, 10.0  # when a helper is given up (see the module docstring)
-FAULT_ENV = "IMGRET_WALK_HELPER_FAULT"  # tests: "hang", "die" or "garbage" makes the helper misbehave
 
 
 @contextlib.contextmanager
@@ -131,7 +131,7 @@ class WalkHelper:
         Not multiprocessing's spawn: it would also run this program's main module again in the
         helper, start multiprocessing's resource tracker (one more interpreter) and pickle. The helper
         is ``python -S`` (``site`` is not needed: imgret's own folder is put on its path) running
-        :func:`helper_main`: ~0.08 s of CPU before it walks, on another core."""
+        :func:`~imgret.runtime.scan_helper.helper_main`: ~0.08 s of CPU before it walks, on another core."""
         # On Windows a virtual environment's python.exe is a launcher that starts the real one as its
         # child: the helper's parent would not be this process. Its base interpreter is started
         # instead (as multiprocessing does); imgret's folder is put on the path either way.
@@ -139,11 +139,11 @@ class WalkHelper:
         python = python or sys.executable
         if getattr(sys, "frozen", False) or not python:
             return None
-        import subprocess  # here: the helper itself, which imports this module, needs neither
+        import subprocess  # here, not at the top: imgret --help and a small walk need neither
 
         home = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds imgret/
         code = (f"import sys; sys.path.insert(0, {home!r}); "
-                f"from imgret.runtime.scan_split import helper_main; helper_main({os.getpid()})")
+                f"from imgret.runtime.scan_helper import helper_main; helper_main({os.getpid()})")
         try:
             process = subprocess.Popen([python, "-S", "-c", code], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE)
@@ -268,7 +268,8 @@ def _cut(stack: list[str], keys: list[str], target: float) -> int | None:
 
 
 def _job(walk: _Walk, theirs: list[str], keys: list[str]) -> tuple:
-    """What the helper needs to walk ``theirs`` as the serial walk would (see :func:`walk_part`)."""
+    """What the helper needs to walk ``theirs`` as the serial walk would (see
+    :func:`~imgret.runtime.scan_helper.walk_part`)."""
     signatures = walk.signatures
     own = {}
     for folder in theirs:
@@ -287,62 +288,6 @@ def _accepted(reply: object, walk: _Walk) -> list[Listing | Skipped] | None:
     try:
         if not walk.seen_dirs.isdisjoint(dirs) or not walk.seen_files.isdisjoint(files):
             return None
-        return [_item(record) for record in records]
+        return [item(record) for record in records]
     except (TypeError, ValueError):
         return None
-
-
-def _item(record: tuple) -> Listing | Skipped:
-    if len(record) == 2:
-        return Skipped(*record)
-    folder, found, skipped, signature, unchanged, subfolders = record
-    if found is not None:
-        found = [Found(path, size, mtime_ns, (dev, ino)) for path, size, mtime_ns, (dev, ino) in found]
-    skipped = [NotAPicture(path, reason) if other else Skipped(path, reason) for path, reason, other in skipped]
-    return Listing(folder, found, skipped, signature, unchanged, subfolders)
-
-
-def _record(item: Listing | Skipped) -> tuple:
-    """An item as plain tuples for ``marshal`` (which takes no named tuples or dataclasses)."""
-    if type(item) is not Listing:
-        return item.path, item.reason
-    found = None if item.found is None else [tuple(f) for f in item.found]
-    skipped = [(s.path, s.reason, type(s) is NotAPicture) for s in item.skipped]
-    return item.folder, found, skipped, item.signature, item.unchanged, item.subfolders
-
-
-# -- the helper process ---------------------------------------------------------------------------------
-def helper_main(parent_pid: int) -> None:
-    """The helper: read its part of a walk from stdin, walk it, write the result to stdout, exit."""
-    import gc
-
-    from imgret.runtime.lifeline import die_with_parent
-
-    die_with_parent(parent_pid)
-    gc.disable()  # short-lived, and the walk makes a tuple per picture: collections would only cost
-    out, sys.stdout = sys.stdout.buffer, sys.stderr  # stdout carries the result, and nothing else
-    try:
-        job = marshal.loads(sys.stdin.buffer.read())
-    except (EOFError, ValueError, TypeError):
-        return  # not needed: this process walked alone
-    reply = marshal.dumps(walk_part(*job), 2)
-    fault = os.environ.get(FAULT_ENV)
-    if fault == "hang":
-        time.sleep(3600)
-    elif fault == "die":
-        os._exit(1)
-    elif fault == "garbage":
-        reply = b"\xffnot marshal"
-    out.write(reply)
-    out.flush()
-
-
-def walk_part(root: str, dev: int, follow_outside: bool, exclude: list[str], suffixes: list[str],  # noqa: PLR0913
-              stack: list[str], signatures: dict, seen_dirs: list, seen_files: list) -> tuple:
-    """Walk ``stack`` below ``root`` as the serial walk would after its seen sets (``seen_dirs``,
-    ``seen_files``); returns ``(records, dirs, files)``: the items as plain tuples and the inode keys
-    this walk added to each seen set."""
-    walk = _Walk(root, os.stat(root), follow_outside, tuple(exclude), signatures, frozenset(suffixes))
-    walk.dev, walk.seen_dirs, walk.seen_files = dev, set(seen_dirs), set(seen_files)
-    records = [_record(item) for item in walk.run(stack)]
-    return records, list(walk.seen_dirs.difference(seen_dirs)), list(walk.seen_files.difference(seen_files))

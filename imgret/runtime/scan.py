@@ -25,7 +25,7 @@ from hashlib import blake2b
 from operator import attrgetter
 from typing import NamedTuple
 
-# Light on purpose: the walk helper process (scan_split.py) imports this module, and it must not
+# Light on purpose: the walk helper process (scan_helper.py) imports this module, and it must not
 # import numpy or Pillow, as imgret.runtime.imageio does; the picture suffixes are passed in.
 
 
@@ -177,7 +177,6 @@ class _Walk:
     def __init__(self, root: str, st: os.stat_result, follow_outside: bool, exclude: tuple[str, ...],  # noqa: PLR0913
                  signatures: dict[str, bytes | None], suffixes: frozenset[str]) -> None:
         self.root, self.real_root, self.follow_outside = root, os.path.realpath(root), follow_outside
-        self.exclude = exclude
         self.excluded = {os.path.realpath(p) for p in exclude}
         self.seen_dirs: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
         # Files seen, by inode: a plain int on the root's device (cheaper than a tuple, and not

@@ -21,10 +21,14 @@ FAULT_ENV = "IMGRET_WALK_HELPER_FAULT"  # tests: "hang", "die" or "garbage" make
 def helper_main(parent_pid: int) -> None:
     """The helper: read its part of a walk from stdin, walk it, write the result to stdout, exit."""
     import gc
+    import signal
 
     from imgret.runtime.lifeline import die_with_parent
 
     die_with_parent(parent_pid)
+    # Ctrl-C in a terminal reaches the whole process group: the parent ends the helper itself, and a
+    # traceback from the helper would only clutter the user's screen.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.disable()  # short-lived, and the walk makes a tuple per picture: collections would only cost
     out, sys.stdout = sys.stdout.buffer, sys.stderr  # stdout carries the result, and nothing else
     try:

@@ -21,13 +21,19 @@ Side by side, ``--runs`` times each, interleaved (the median is printed):
 - bare walk (``os.scandir`` recursive + ``os.stat`` per file) as a new process: wall, and in-process;
 - ``imgret index`` with nothing changed as a new process: wall;
 - the same run through the API in one process: ``Library.index`` seconds (what the CLI prints) and,
-  right after in the same process, the bare walk again (the in-run ratio);
+  right after in the same process, the bare walk again (the in-run ratio); CPU seconds of the
+  process and of its ended children (a big tree's walk helper, ``imgret.runtime.scan_split``);
 - once: adding 100 new pictures (``imgret index`` wall) against the no-change wall plus embedding the
   100 (loading the bundled encoder, decoding and embedding them in one process).
 
     python benchmarks/reindex.py                    # 10k,100k: ~2 min on 2 idle cores
     python benchmarks/reindex.py --sizes 1M --runs 1  # 1M: ~10 min on 2 loaded cores (copies, 1M walks)
     python benchmarks/reindex.py --compare /work/main/.venv/bin/python  # A/B: another checkout alternating
+    python benchmarks/reindex.py --serial  # A/B: this checkout's walk in one process (--workers 1) alternating
+
+The pictures are hard links into the cache (``cp -al``), so every file has two links; the walk does
+not look at link counts (a second name of a file inside the walked tree is what it skips), so it
+does not change what is timed.
 """
 
 from __future__ import annotations
@@ -50,15 +56,20 @@ from scale import WALK, write_pictures  # noqa: E402 - the same generated JPEGs 
 PY = sys.executable
 BARE = WALK + "t = time.perf_counter(); walk(sys.argv[1]); print(time.perf_counter() - t)"
 IN_RUN = WALK + """
+import resource
 from imgret.runtime.library import Library
+def cpu():  # this process and its ended children (the walk helper): user + system
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+workers = None if sys.argv[3] == "default" else int(sys.argv[3])
 with Library.open_writable(sys.argv[2]) as lib:
-    c = time.process_time()
-    r = lib.index(sys.argv[1])
-    c = time.process_time() - c
+    c, s = cpu(), time.process_time()
+    r = lib.index(sys.argv[1], workers=workers)
+    c, s = cpu() - c, time.process_time() - s
     assert r.added == r.updated == r.removed == 0, r
-c2 = time.process_time(); t = time.perf_counter(); walk(sys.argv[1])
-w, c2 = time.perf_counter() - t, time.process_time() - c2
-print(r.seconds, w, c, c2)
+c2 = cpu(); t = time.perf_counter(); walk(sys.argv[1])
+w, c2 = time.perf_counter() - t, cpu() - c2
+print(r.seconds, w, c, c2, s)
 """
 EMBED = """
 import sys, time
@@ -77,13 +88,14 @@ def emit(result: dict) -> None:
     print(json.dumps(result), flush=True)
 
 
-def run(*args) -> tuple[float, str, str, float]:
+def run(*args, env: dict | None = None) -> tuple[float, str, str, float]:
     """A new process: (wall seconds, stdout, stderr, CPU seconds user + system, its children's too,
     which a loaded machine inflates far less than the wall); a failure stops the benchmark."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     # From "/": a Python started in a checkout would import that checkout's imgret, whichever it is.
-    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd="/")
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd="/",
+                          env=None if env is None else {**os.environ, **env})
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -92,9 +104,9 @@ def run(*args) -> tuple[float, str, str, float]:
     return wall, proc.stdout, proc.stderr, cpu
 
 
-def imgret(*args, py: str = PY) -> tuple[float, str, float]:
+def imgret(*args, py: str = PY, env: dict | None = None) -> tuple[float, str, float]:
     """``imgret ARGS`` as a new process: (wall seconds, first line of stderr, CPU seconds)."""
-    wall, _, err, cpu = run(py, "-m", "imgret", *args)
+    wall, _, err, cpu = run(py, "-m", "imgret", *args, env=env)
     return wall, err.strip().splitlines()[0], cpu
 
 
@@ -134,41 +146,48 @@ def million(cache: Path, work: Path) -> Path:
 
 
 # -- measurements -------------------------------------------------------------------------------------
-def no_change(size: str, pics: Path, lib: Path, count: int, runs: int, compare: str | None = None) -> tuple[float, float]:
+def no_change(size: str, pics: Path, lib: Path, count: int, runs: int, compare: str | None = None,
+              serial: bool = False) -> tuple[float, float]:
     """Interleaved runs; emits the medians and returns the no-change process's wall and CPU seconds.
     With ``compare`` (another checkout's Python, its imgret installed), each run is followed by the
-    same measurements with it, on the same copies, and its medians are emitted too."""
-    rows: dict[str, list] = {PY: [], **({compare: []} if compare else {})}
+    same measurements with it, on the same copies, and its medians are emitted too. With ``serial``,
+    each run is also made by this checkout with ``--workers 1`` (the walk in one process) and with
+    ``IMGRET_WALK_HELPER=on`` (in two, whatever the load: "two")."""
+    arms = [(PY, "default")] + ([(PY, "1"), (PY, "two")] if serial else []) + ([(compare, "default")] if compare else [])
+    rows: dict[tuple[str, str], list] = {arm: [] for arm in arms}
     for _ in range(runs):
-        for py, got in rows.items():
-            got.append(_one_no_change(py, pics, lib, count))
-    for py, got in rows.items():
-        med = _emit_no_change(size, runs, got, None if py == PY else py)
-        if py == PY:
+        for (py, workers), got in rows.items():
+            got.append(_one_no_change(py, pics, lib, count, workers))
+    for (py, workers), got in rows.items():
+        med = _emit_no_change(size, runs, got, None if py == PY else py, workers)
+        if (py, workers) == (PY, "default"):
             mine = med
-    return mine[2], mine[8]
+    return mine[2], mine[9]
 
 
-def _one_no_change(py: str, pics: Path, lib: Path, count: int) -> tuple:
+def _one_no_change(py: str, pics: Path, lib: Path, count: int, arm: str = "default") -> tuple:
     walk_wall, out, _, walk_cpu = run(py, "-c", BARE, pics)
-    index_wall, summary, index_cpu = imgret("index", pics, "--library", lib, "--no-progress", py=py)
+    flags = ("--workers", arm) if arm.isdigit() else ()
+    env = {"IMGRET_WALK_HELPER": "on"} if arm == "two" else None
+    index_wall, summary, index_cpu = imgret("index", pics, "--library", lib, "--no-progress", *flags, py=py, env=env)
     assert f"{count} unchanged" in summary and " 0 added, 0 updated, 0 removed" in summary, summary
-    _, out2, _, _ = run(py, "-c", IN_RUN, pics, lib)
+    _, out2, _, _ = run(py, "-c", IN_RUN, pics, lib, arm if arm.isdigit() else "default", env=env)
     return (walk_wall, float(out), index_wall, *map(float, out2.split()), walk_cpu, index_cpu, summary)
 
 
-def _emit_no_change(size: str, runs: int, rows: list[tuple], compared: str | None) -> list[float]:
+def _emit_no_change(size: str, runs: int, rows: list[tuple], compared: str | None, arm: str) -> list[float]:
     summary = rows[-1][-1]
     med = [statistics.median(col) for col in zip(*(r[:-1] for r in rows))]
     emit({"what": "no-change re-index", "size": size, "runs": runs, **({"python": compared} if compared else {}),
+          **({} if arm == "default" else {"arm": {"two": "IMGRET_WALK_HELPER=on"}.get(arm, f"--workers {arm}")}),
           "bare_walk_process_s": round(med[0], 3), "bare_walk_in_process_s": round(med[1], 3),
           "index_process_s": round(med[2], 3), "ratio_process": round(med[2] / med[0], 2),
           "index_in_run_s": round(med[3], 3), "walk_beside_s": round(med[4], 3),
           "ratio_in_run": round(med[3] / med[4], 2),
           "cpu_index_in_run_s": round(med[5], 3), "cpu_walk_beside_s": round(med[6], 3),
-          "cpu_ratio_in_run": round(med[5] / med[6], 2),
-          "cpu_bare_walk_process_s": round(med[7], 3), "cpu_index_process_s": round(med[8], 3),
-          "cpu_ratio_process": round(med[8] / med[7], 2), "summary": summary})
+          "cpu_ratio_in_run": round(med[5] / med[6], 2), "cpu_index_in_run_this_process_s": round(med[7], 3),
+          "cpu_bare_walk_process_s": round(med[8], 3), "cpu_index_process_s": round(med[9], 3),
+          "cpu_ratio_process": round(med[9] / med[8], 2), "summary": summary})
     return med
 
 
@@ -196,6 +215,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the copies under --work")
     ap.add_argument("--compare", metavar="PYTHON", help="another checkout's Python (its imgret installed, e.g. "
                     "/work/main/.venv/bin/python): its no-change runs alternate with this one's on the same copies")
+    ap.add_argument("--serial", action="store_true", help="also this checkout with --workers 1 (the walk in one "
+                    "process), alternating with the default (two processes on a big tree)")
     args = ap.parse_args()
     emit({"what": "machine", "cpus": os.cpu_count(), "load": [round(x, 1) for x in os.getloadavg()],
           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
@@ -207,7 +228,7 @@ def main() -> None:
             imgret("index", pics, "--library", lib, "--no-progress")  # warm the page cache (and sign)
             if args.compare:  # a no-change run of the other checkout changes nothing: the signatures stay
                 imgret("index", pics, "--library", lib, "--no-progress", py=args.compare)
-            add_100(size, pics, lib, no_change(size, pics, lib, count, args.runs, args.compare))
+            add_100(size, pics, lib, no_change(size, pics, lib, count, args.runs, args.compare, args.serial))
             if not args.keep:
                 shutil.rmtree(pics), shutil.rmtree(lib)
     finally:

@@ -32,7 +32,8 @@ from imgret.runtime.vectors import VECTOR_DTYPES
                    "~0.999 of exact) or i8 (0.4x, recall ~0.92-0.94; cosine models only). Fixed when the "
                    "library is made: another one needs --rebuild.")
 @click.option("--workers", type=click.IntRange(0, 256), default=None,
-              help="Decoding processes (default: the CPU cores; 0 or 1: decode in this process).")
+              help="Decoding processes (default: the CPU cores; 0 or 1: decode in this process, and walk "
+                   "a big folder in this process too, not in two).")
 @click.option("--cluster", metavar="ADDRESS", default=None,
               help="Embed on a Dask cluster (tcp://scheduler:8786) or a local one of N processes (local:N); "
                    "needs the cluster extra. This process still writes the library.")

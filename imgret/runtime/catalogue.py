@@ -309,6 +309,11 @@ class Catalogue:
         stored = bytes(stored)
         return decode_path(self.roots[rid] + SEP + stored if stored else self.roots[rid])
 
+    def size_hint(self) -> int:
+        """At least the number of file rows (the largest row id; one index look-up, not a count):
+        enough to tell a big library from a small one before anything else is read."""
+        return int(self.db.execute("SELECT max(id) FROM files").fetchone()[0] or 0)
+
     def folder_signatures(self, folder: str) -> dict[str, bytes | None]:
         """Every recorded folder at or below ``folder`` (absolute), by absolute path, with its
         signature (``None``: its rows must be compared)."""

@@ -37,6 +37,7 @@ from imgret.runtime.prepare import Prepared
 from imgret.runtime.progress import ProgressCallback
 from imgret.runtime.results import IndexReport
 from imgret.runtime.scan import Found, Listing, Scan
+from imgret.runtime.scan_split import walk_helper
 from imgret.runtime.spool import FoundList
 from imgret.runtime.vector_file import VectorFile
 
@@ -161,7 +162,7 @@ class Indexer:
         with _collector_paused():
             if os.path.isdir(root_abs):
                 self.catalogue.add_root(root_abs)
-                todo, changes = self._changed(root_abs, report, follow_outside)
+                todo, changes = self._changed(root_abs, report, follow_outside, workers)
             else:
                 todo, changes = self._changed_file(root_abs, report)
         source = source or functools.partial(prepared_stream, workers=workers)
@@ -215,13 +216,19 @@ class Indexer:
     def _commit(self) -> None:
         self.catalogue.commit()
 
-    def _changed(self, root: str, report: IndexReport, follow_outside: bool) -> tuple[FoundList, _Changes]:
+    def _changed(self, root: str, report: IndexReport, follow_outside: bool,
+                 workers: int | None) -> tuple[FoundList, _Changes]:
         """Walk ``root``: the files to embed, and what else changed. Only folders whose signature
-        differs from the recorded one have their rows read (:meth:`_compare`)."""
+        differs from the recorded one have their rows read (:meth:`_compare`). A big tree is walked
+        in two processes (:mod:`imgret.runtime.scan_split`), the helper started first."""
+        with walk_helper(self.catalogue.size_hint(), workers) as helper:
+            folders = self.catalogue.folder_signatures(root)
+            walk = Scan(root, follow_outside=follow_outside, exclude=self.exclude, signatures=folders, helper=helper)
+            return self._walked(walk, report, folders)
+
+    def _walked(self, walk: Scan, report: IndexReport, folders: dict) -> tuple[FoundList, _Changes]:
         todo = FoundList()  # packed, and on disk when large: a first index of 1M stays flat in memory
         changes = _Changes()
-        folders = self.catalogue.folder_signatures(root)
-        walk = Scan(root, follow_outside=follow_outside, exclude=self.exclude, signatures=folders)
         for item in walk.listings():
             if type(item) is not Listing:  # a folder that could not be listed: its rows are kept
                 report.pass_over(item.path, item.reason)

@@ -25,7 +25,8 @@ from hashlib import blake2b
 from operator import attrgetter
 from typing import NamedTuple
 
-from imgret.runtime.imageio import IMAGE_SUFFIXES, has_image_suffix
+# Light on purpose: the walk helper process (scan_helper.py) imports this module, and it must not
+# import numpy or Pillow, as imgret.runtime.imageio does; the picture suffixes are passed in.
 
 
 class Found(NamedTuple):
@@ -60,9 +61,26 @@ def suffix_label(name: str) -> str:
 
 
 _BY_NAME, _BY_PATH = attrgetter("name"), attrgetter("path")  # sort keys, faster than lambdas
-# The picture suffixes of 4 and of 5 characters, in lower and in upper case: most names end in one
-# as they are, which spares finding the dot and a ``lower()`` per file (other names take that way).
-_CASED_SUFFIXES = tuple({c for s in IMAGE_SUFFIXES if len(s) == n for c in (s, s.upper())} for n in (4, 5))
+
+
+def _cased_suffixes(suffixes: frozenset[str]) -> tuple[set[str], set[str]]:
+    """The picture suffixes of 4 and of 5 characters, in lower and in upper case: most names end in
+    one as they are, which spares finding the dot and a ``lower()`` per file (other names take that way)."""
+    return tuple({c for s in suffixes if len(s) == n for c in (s, s.upper())} for n in (4, 5))
+
+
+def _picture_name(name: str, suffixes: frozenset[str]) -> bool:
+    """:func:`imgret.runtime.imageio.is_picture_name` for a name that is not hidden (the walk passes
+    hidden names over before it asks)."""
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in suffixes
+
+
+def picture_suffixes() -> frozenset[str]:
+    """The suffixes a walk takes for pictures (imported here, not at the top: see above)."""
+    from imgret.runtime.imageio import IMAGE_SUFFIXES
+
+    return frozenset(IMAGE_SUFFIXES)
 
 
 def scan(
@@ -108,12 +126,17 @@ class Scan:
     that folder) a folder whose pictures give the same signature is not looked at further: its
     pictures are counted in :attr:`unchanged`, and each folder listed is taken out of
     ``signatures``, which is left holding the folders not found this time.
+
+    With ``helper`` (a started :class:`~imgret.runtime.scan_split.WalkHelper`) a big tree is walked
+    in two processes (see :mod:`imgret.runtime.scan_split`); what is yielded is the same, in the same
+    order. The walk closes the helper when it is done with it.
     """
 
     def __init__(self, root: str | os.PathLike, *, follow_outside: bool = False, exclude: tuple[str, ...] = (),
-                 signatures: dict[str, bytes | None] | None = None) -> None:
+                 signatures: dict[str, bytes | None] | None = None, helper=None) -> None:
         self.root, self.follow_outside, self.exclude = os.fspath(root), follow_outside, exclude
         self.signatures = signatures if signatures is not None else {}
+        self.helper = helper
         self.unchanged = 0
 
     def __iter__(self) -> Iterator[Found | Skipped]:
@@ -134,13 +157,16 @@ class Scan:
             yield Skipped(root, _reason(exc))
             return
         if stat.S_ISREG(st.st_mode):
+            from imgret.runtime.imageio import has_image_suffix
+
             if has_image_suffix(root):
                 yield Found(root, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino))
             else:
                 yield NotAPicture(root, suffix_label(root))
             return
-        walk = _Walk(root, st, self.follow_outside, self.exclude, self.signatures)
-        for item in walk.run():
+        walk = _Walk(root, st, self.follow_outside, self.exclude, self.signatures, picture_suffixes())
+        items = walk.run([root]) if self.helper is None else self.helper.split(walk)
+        for item in items:
             self.unchanged += item.unchanged if type(item) is Listing else 0
             yield item
 
@@ -148,8 +174,8 @@ class Scan:
 class _Walk:
     """One depth-first walk of a folder tree, remembering the folders and files already seen."""
 
-    def __init__(self, root: str, st: os.stat_result, follow_outside: bool, exclude: tuple[str, ...],
-                 signatures: dict[str, bytes | None]) -> None:
+    def __init__(self, root: str, st: os.stat_result, follow_outside: bool, exclude: tuple[str, ...],  # noqa: PLR0913
+                 signatures: dict[str, bytes | None], suffixes: frozenset[str]) -> None:
         self.root, self.real_root, self.follow_outside = root, os.path.realpath(root), follow_outside
         self.excluded = {os.path.realpath(p) for p in exclude}
         self.seen_dirs: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
@@ -157,43 +183,55 @@ class _Walk:
         # tracked by the garbage collector), (device, inode) elsewhere. See _file_key.
         self.dev, self.seen_files = st.st_dev, set()
         self.signatures = signatures
+        self.suffixes, self.cased_suffixes = suffixes, _cased_suffixes(suffixes)
 
-    def run(self) -> Iterator[Listing | Skipped]:
-        stack, pop_signature = [self.root], self.signatures.pop
+    def run(self, stack: list[str]) -> Iterator[Listing | Skipped]:
+        """Walk the folders of ``stack`` (the next one last) and all below them, depth first; the
+        stack is worked on in place, so a caller may stop between items and hand part of it on."""
+        step = self.step
         while stack:
-            folder = stack.pop()
-            try:
-                # First in the order the folder lists them: sorting every folder costs a tenth of a
-                # no-change run, and an unchanged folder lists in the same order each time. Only a
-                # folder where order decides (links, a file seen twice: the first by name wins) is
-                # gone through again by name. What a walk hands on is sorted by name.
-                with os.scandir(folder) as it:
-                    entries = list(it)
-            except OSError as exc:
-                yield Skipped(folder, _reason(exc))
-                continue
-            parts: list[tuple] = []
-            skipped: list[Skipped] = []
-            subdirs: list[str] = []
-            dir_fd = _open_folder(folder)
-            try:
-                trusted = self._listing(entries, parts, skipped, subdirs, dir_fd, quick=True)
-                if trusted is None:
-                    entries.sort(key=_BY_NAME)
-                    trusted = self._listing(entries, parts, skipped, subdirs, dir_fd)
-            finally:
-                if dir_fd is not None:
-                    os.close(dir_fd)
-            signature = signature_of(parts) if trusted else None
-            subdirs.sort()
-            if len(skipped) > 1:
-                skipped.sort(key=_BY_PATH)
-            if signature is not None and pop_signature(folder, None) == signature:
-                yield Listing(folder, None, skipped, signature, len(parts), subdirs)
-            else:
-                pop_signature(folder, None)
-                yield Listing(folder, self._found(folder, parts), skipped, signature, 0, subdirs)
-            stack.extend(os.path.join(folder, name) for name in reversed(subdirs))
+            yield step(stack)
+
+    def step(self, stack: list[str]) -> Listing | Skipped:
+        """List the next folder of ``stack`` and put the folders it holds on it, in order."""
+        item = self.folder(stack.pop())
+        if type(item) is Listing:
+            folder = item.folder
+            stack.extend(os.path.join(folder, name) for name in reversed(item.subfolders))
+        return item
+
+    def folder(self, folder: str) -> Listing | Skipped:
+        """One folder: its :class:`Listing`, its signature compared with (and taken out of) the
+        recorded ones; a :class:`Skipped` when it cannot be listed."""
+        try:
+            # First in the order the folder lists them: sorting every folder costs a tenth of a
+            # no-change run, and an unchanged folder lists in the same order each time. Only a
+            # folder where order decides (links, a file seen twice: the first by name wins) is
+            # gone through again by name. What a walk hands on is sorted by name.
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as exc:
+            return Skipped(folder, _reason(exc))
+        parts: list[tuple] = []
+        skipped: list[Skipped] = []
+        subdirs: list[str] = []
+        dir_fd = _open_folder(folder)
+        try:
+            trusted = self._listing(entries, parts, skipped, subdirs, dir_fd, quick=True)
+            if trusted is None:
+                entries.sort(key=_BY_NAME)
+                trusted = self._listing(entries, parts, skipped, subdirs, dir_fd)
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
+        signature = signature_of(parts) if trusted else None
+        subdirs.sort()
+        if len(skipped) > 1:
+            skipped.sort(key=_BY_PATH)
+        recorded = self.signatures.pop(folder, None)
+        if signature is not None and recorded == signature:
+            return Listing(folder, None, skipped, signature, len(parts), subdirs)
+        return Listing(folder, self._found(folder, parts), skipped, signature, 0, subdirs)
 
     def _found(self, folder: str, parts: list[tuple]) -> list[Found]:
         """The pictures of a folder whose signature did not match, as :class:`Found`, by name."""
@@ -214,7 +252,7 @@ class _Walk:
         any order): folders are entered after the files, and at the first link or file seen before
         all is undone and ``None`` returned, for a call in name order."""
         seen, add, dev, trusted = self.seen_files, parts.append, self.dev, True
-        short, long = _CASED_SUFFIXES
+        (short, long), suffixes = self.cased_suffixes, self.suffixes
         see, stat_of = seen.add, os.stat  # bound once: the loop runs once per file
         folders: list[os.DirEntry] = []
         for entry in entries:
@@ -235,7 +273,7 @@ class _Walk:
                 continue
             if name[-4:] not in short and name[-5:] not in long:  # ".jpg", ".JPEG": a slice and a look-up
                 dot = name.rfind(".")  # is_picture_name, inlined: a hidden name never gets here
-                if dot < 0 or name[dot:].lower() not in IMAGE_SUFFIXES:
+                if dot < 0 or name[dot:].lower() not in suffixes:
                     skipped.append(NotAPicture(entry.path, suffix_label(name)))
                     continue
             try:
@@ -272,7 +310,7 @@ class _Walk:
             parts.append((entry.name, outcome.size, outcome.mtime_ns, self._key(outcome.inode)))
         elif outcome is not None:
             skipped.append(outcome)
-            return type(outcome) is NotAPicture or not has_image_suffix(entry.name)
+            return type(outcome) is NotAPicture or not _picture_name(entry.name, self.suffixes)
         return True
 
     def _undo(self, parts: list[tuple], skipped: list[Skipped]) -> None:
@@ -304,7 +342,7 @@ class _Walk:
         key = (st.st_dev, st.st_ino)
         if stat.S_ISDIR(st.st_mode):
             return self._folder(path, key, is_link)
-        if not has_image_suffix(entry.name):
+        if not _picture_name(entry.name, self.suffixes):
             return NotAPicture(path, suffix_label(entry.name))
         if not stat.S_ISREG(st.st_mode):
             return Skipped(path, "not-a-file")

@@ -51,7 +51,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scale import WALK, write_pictures  # noqa: E402 - the same generated JPEGs and bare walk as scale.py
+from scale import WALK, compiled_as_installed, write_pictures  # noqa: E402 - the same JPEGs and bare walk as scale.py
 
 PY = sys.executable
 BARE = WALK + "t = time.perf_counter(); walk(sys.argv[1]); print(time.perf_counter() - t)"
@@ -218,6 +218,7 @@ def main() -> None:
     ap.add_argument("--serial", action="store_true", help="also this checkout with --workers 1 (the walk in one "
                     "process), alternating with the default (two processes on a big tree)")
     args = ap.parse_args()
+    compiled_as_installed()
     emit({"what": "machine", "cpus": os.cpu_count(), "load": [round(x, 1) for x in os.getloadavg()],
           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
     shutil.rmtree(args.work, ignore_errors=True)

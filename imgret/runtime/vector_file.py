@@ -29,7 +29,7 @@ from imgret.runtime.catalogue import Catalogue
 MAX_PENDING = 2000
 # A process that makes at most this many searches and ends (Library.open(one_shot=True)) searches the
 # file with imgret's own reader, without usearch: ~15 ms a search at 1M pictures against ~0.25 s to
-# import usearch and open its view (benchmarks/README.md, "Cold query without usearch").
+# import usearch and open its view (benchmarks/README.md, "Cold query, round 3").
 OWN_READER_SEARCHES = 8
 PENDING_SHARE = 50  # ... or one in this many of the file's vectors, whichever is fewer
 INDEX_META = ("index_file", "index_count", "index_sha256", "index_size", "index_sample", "index_dead",

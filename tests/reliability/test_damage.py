@@ -210,9 +210,10 @@ def test_a_graph_damaged_where_no_reader_checks_is_refused_while_searching(imgre
 
     photos, _ = library
     lib = _large_file_library(imgret, photos, tmp_path, monkeypatch)
-    monkeypatch.setattr(vectors, "EXACT_SEARCH_LIMIT", 0)
     query = ["query", photos / "scene007.png", "--library", lib, "-N", "3"]
-    good = imgret(*query).stdout
+    good = imgret(*query).stdout  # exact search (40 pictures): the same answer from any sound graph
+    exact_below = vectors.EXACT_SEARCH_LIMIT
+    monkeypatch.setattr(vectors, "EXACT_SEARCH_LIMIT", 0)  # the damaged query walks the graph
     index_file = vector_file(lib)
     m = meta(lib)
     graph = GraphFile(str(index_file), dim=int(m["embedding_dim"]), dtype="f32", metric="cos",
@@ -228,6 +229,7 @@ def test_a_graph_damaged_where_no_reader_checks_is_refused_while_searching(imgre
     lines = r.stderr.strip().splitlines()
     assert r.code == 1 and r.stdout == "" and len(lines) == 1, r.stderr
     assert "damaged" in lines[0] and "imgret check" in lines[0]
+    monkeypatch.setattr(vectors, "EXACT_SEARCH_LIMIT", exact_below)
     assert imgret("check", "--library", lib).code == 1
     assert "40 updated" in imgret("index", photos, "--library", lib).stderr
     assert imgret(*query).stdout == good

@@ -111,3 +111,30 @@ def test_bytes_that_are_not_a_model_are_refused(tmp_path, fake_model):
             metadata_props(bad.read_bytes())
         with pytest.raises(NotOnnx):
             file_metadata_props(bad)
+
+
+FROZEN = """
+import atexit, gc, sys
+sys.argv = ["imgret", "query", "--library", {lib!r}, {photo!r}, "-N", "2"]
+atexit.register(lambda: print("FROZEN", gc.get_freeze_count() > 1000))
+from imgret.cli import main
+main()
+"""
+
+
+def test_the_command_process_keeps_its_imports_out_of_the_collectors_sight_and_a_host_program_does_not(library):
+    """`imgret` as its own process freezes what the imports made (no collection walks it again, the
+    last one at exit included); the CLI run inside another program (here: this test process) does not."""
+    import gc
+
+    lib, photos = library
+    script = FROZEN.format(lib=str(lib), photo=str(photos / "scene000.png"))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and "scene00" in out.stdout and "FROZEN True" in out.stdout, out
+    from imgret.cli import cli
+    from imgret.cli.errors import run_cli
+
+    before = gc.get_freeze_count()
+    assert run_cli(cli, ["query", "--library", str(lib), str(photos / "scene000.png"), "-N", "2"]) == 0
+    assert gc.get_freeze_count() == before

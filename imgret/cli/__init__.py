@@ -8,6 +8,7 @@ Each command's module is imported only when that command runs (or help lists it)
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 
@@ -51,6 +52,13 @@ class _LazyGroup(click.Group):
             return None
         module, attribute = where.split(":")
         command = getattr(importlib.import_module(module), attribute)
+        if _WHOLE_PROCESS:
+            # What the imports made (numpy's, click's, imgret's: ~20k objects) lives until the process
+            # ends: out of the garbage collector's sight, no collection walks it again, the last one
+            # at exit included (~40 ms of a 0.4 s `imgret query` on this 2-core machine;
+            # benchmarks/README.md, "Cold query, round 3"). Not when the CLI runs inside another
+            # program (tests, an app): there the objects frozen would include its own garbage.
+            gc.freeze()
         if command.name != cmd_name:  # the table and the command's own name must agree
             raise RuntimeError(f"{where} is named {command.name!r}, listed as {cmd_name!r}")
         return command
@@ -70,6 +78,11 @@ def cli():
     """
 
 
+_WHOLE_PROCESS = False  # set by main(): this process is the command and ends with it
+
+
 def main() -> None:
     """Console entry point."""
+    global _WHOLE_PROCESS  # noqa: PLW0603 - one switch, set once by the entry point
+    _WHOLE_PROCESS = True
     sys.exit(run_cli(cli))

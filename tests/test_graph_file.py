@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from imgret.runtime import vectors
-from imgret.runtime.graph_file import GraphFile, PendingVectors
+from imgret.runtime.exact_search import PendingVectors
+from imgret.runtime.graph_file import GraphFile
 
 DIM = 24
 METRICS = {"cosine": "cos", "l2": "l2sq"}

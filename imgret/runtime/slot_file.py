@@ -30,11 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from imgret.runtime.fileio import file_sha256, read_at
-from imgret.runtime.vector_layout import IndexDamaged, matrix_shape
+from imgret.runtime.vector_layout import STORED_TYPES, IndexDamaged, matrix_shape
 
 SUFFIX = ".slots.npy"
 FREE_KEY = np.uint64(2**64 - 1)
-_STORED = {"f32": np.float32, "f16": np.float16, "i8": np.int8}
 _MAGIC = b"usearch"
 
 
@@ -169,7 +168,7 @@ class StoredVectors:
         except (OSError, ValueError) as exc:
             self.close()
             raise IndexDamaged(f"cannot read the vector file or its slot table: {exc}") from exc
-        self.stored = np.dtype(_STORED[dtype])
+        self.stored = np.dtype(STORED_TYPES[dtype])
         if table.shape != (2, count) or table.dtype != np.uint64 or self.row_bytes != dim * self.stored.itemsize:
             self.close()
             raise IndexDamaged("the vector file's slot table or layout does not match the catalogue")

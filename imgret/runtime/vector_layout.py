@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import struct
 
+import numpy as np
+
+# How the vector file stores a vector, by imgret's name of the type (catalogue meta ``vector_dtype``).
+STORED_TYPES = {"f32": np.float32, "f16": np.float16, "i8": np.int8}
+
 
 class IndexDamaged(Exception):
     """The vector file does not match what the catalogue recorded."""

@@ -83,7 +83,7 @@ def new_index(dim: int, metric: str, dtype: str = DEFAULT_DTYPE, *, onnxruntime_
 def pending_vectors(dim: int, metric: str, dtype: str = DEFAULT_DTYPE):
     """An empty exact search over vectors kept in memory without usearch, stored as ``dtype`` (the
     pending vectors beside :func:`open_graph`'s file)."""
-    from imgret.runtime.graph_file import PendingVectors  # only beside open_graph's file
+    from imgret.runtime.exact_search import PendingVectors  # only beside open_graph's file
 
     return PendingVectors(dim, dtype, USEARCH_METRIC[metric])
 

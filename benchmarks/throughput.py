@@ -63,15 +63,16 @@ def decode_only(paths: list[str], size: int, workers: int) -> Run:
     return Run(work)
 
 
-def index_once(folder: str, workers: int, threads: int | None) -> Run:
-    """``Library.index`` of ``folder`` into a new library, with the encoder threads ``imgret index``
-    uses (:func:`~imgret.runtime.batching.encoder_threads`) unless ``threads``."""
+def index_once(folder: str, workers: int, threads: int | None, model: str | None = None) -> Run:
+    """``Library.index`` of ``folder`` into a new library (with ``model``, else the bundled default),
+    with the encoder threads ``imgret index`` uses (:func:`~imgret.runtime.batching.encoder_threads`)
+    unless ``threads``."""
     from imgret.runtime.batching import encoder_threads
     from imgret.runtime.library import Library
 
     threads = threads or encoder_threads(workers)
     with tempfile.TemporaryDirectory(prefix="imgret-tp-") as lib_dir:
-        with Library.open_writable(lib_dir, threads=threads) as lib:
+        with Library.open_writable(lib_dir, model=model, threads=threads) as lib:
             reports = []
             run = Run(lambda: reports.append(lib.index(folder, workers=workers)))
         report = reports[0]
@@ -88,16 +89,19 @@ def linked_folder(paths: list[str]) -> str:
     return folder
 
 
-def compare(kind: str, count: int, workers: int, threads: int | None, repeat: int) -> dict:
-    """Decode-only and indexing of ``count`` pictures of ``kind``, alternately, ``repeat`` times each."""
+def compare(kind: str, count: int, workers: int, threads: int | None, repeat: int,  # noqa: PLR0913
+            model: str | None = None) -> dict:
+    """Decode-only and indexing of ``count`` pictures of ``kind``, alternately, ``repeat`` times each
+    (indexing with ``model``, else the bundled default; decoding to its input size either way)."""
     from imgret.runtime.encoder import Encoder
 
     paths = pictures.pictures(kind, count)
-    size = Encoder.default().size
+    size = (Encoder.load(model) if model else Encoder.default()).size
     folder = linked_folder(paths)
     try:
         decode_only(paths[: min(len(paths), 40)], size, workers)  # page cache and imports warm
-        pairs = [(decode_only(paths, size, workers), index_once(folder, workers, threads)) for _ in range(repeat)]
+        pairs = [(decode_only(paths, size, workers), index_once(folder, workers, threads, model))
+                 for _ in range(repeat)]
     finally:
         shutil.rmtree(folder)
     dec, idx = [d for d, _ in pairs], [i for _, i in pairs]
@@ -203,6 +207,7 @@ def main() -> None:
     parser.add_argument("--memory-folder", default=None,
                         help="also index this existing folder of pictures for the memory table")
     parser.add_argument("--only", default="", help="comma-separated kinds to run (jpeg12mp,png4k,small,memory)")
+    parser.add_argument("--model", default=None, help="index with this .onnx encoder (default: the bundled one)")
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
@@ -212,7 +217,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---|---|---|")
     for kind, count in (("jpeg12mp", args.count_12mp), ("png4k", args.count_png), ("small", args.count_small)):
         if count and (not only or kind in only):
-            r = compare(kind, count, args.workers, args.threads, args.repeat)
+            r = compare(kind, count, args.workers, args.threads, args.repeat, args.model)
             pairs = ", ".join(f"{x:.2f}" for x in r["pair_ratios"])
             (dm, dw), (im, iw) = r["decode_cpu_ms"], r["index_cpu_ms"]
             print(f"| {kind} | {count} | {r['decode_fps']:.1f} | {r['index_fps']:.1f} | **{r['ratio']:.2f}x** "

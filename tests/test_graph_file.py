@@ -207,3 +207,9 @@ def test_a_one_shot_query_of_many_pictures_opens_usearch_and_one_without_a_slot_
     db.commit()
     db.close()
     assert _answers(lib_path, few, one_shot=True) == (expected, "Index")
+
+
+def test_folding_takes_all_of_a_search_of_the_usual_breadth_before_a_wider_one():
+    from imgret.runtime.search import wider
+
+    assert [wider(w) for w in (2, 11, 44, 128, 512)] == [8, 44, 128, 512, 2048]  # 11 * 4 = 44; 44 * 4 > 128

@@ -32,14 +32,12 @@ import struct
 import numpy as np
 
 from imgret.runtime.exact_search import Matches, distances, prepare
-from imgret.runtime.vector_layout import STORED_TYPES, IndexDamaged, matrix_shape
+from imgret.runtime.vector_layout import HEADER_BYTES, NODE_HEAD, STORED_TYPES, IndexDamaged, graph_layout
 
-_MAGIC = b"usearch"
 _METRIC_CODE = {"cos": 0x63, "l2sq": 0x65}  # usearch's metric kinds: 'c', 'e'
 _SCALAR_CODE = {"f32": 0x0B, "f16": 0x0C, "i8": 0x17}
 _KEY_U64, _SLOT_U32 = 0x0E, 0x0F
 _FREE_KEY = 2**64 - 1
-_NODE_HEAD = 10  # uint64 key, int16 level
 
 
 class GraphFile:
@@ -72,38 +70,32 @@ class GraphFile:
     # -- opening ------------------------------------------------------------------------------------
     def _parse(self, count: int) -> None:
         raw = self._map
-        rows, cols = matrix_shape(raw[:8])
+        layout = graph_layout(raw)
         stored = np.dtype(STORED_TYPES[self.dtype])
-        head = 8 + rows * cols
-        if cols != self.dim * stored.itemsize or head + 104 > len(raw):
+        if layout.cols != self.dim * stored.itemsize:
             raise IndexDamaged("vector file holds vectors of another size than the catalogue records")
-        self._check_header(raw[head:head + 64], rows, count)
-        size, conn, conn0, max_level, entry = struct.unpack_from("<5Q", raw, head + 64)
-        levels_at = head + 104
-        if size and (entry >= size or max_level > 64):  # an empty graph's top level is -1 as uint64
+        self._check_header(raw[layout.head:layout.head + HEADER_BYTES], layout.rows, count)
+        size, levels = layout.size, layout.levels
+        if size and (layout.entry >= size or layout.max_level > 64):  # an empty graph's top level is -1 as uint64
             raise IndexDamaged("vector file's graph has no such entry node or level")
-        if size != rows or levels_at + 2 * size > len(raw):
-            raise IndexDamaged("vector file's graph does not match its vectors")
-        levels = np.frombuffer(raw, dtype="<i2", count=size, offset=levels_at)
-        if size and (int(levels.min()) < 0 or int(levels.max()) > max_level):
+        if size and (int(levels.min()) < 0 or int(levels.max()) > layout.max_level):
             raise IndexDamaged("vector file's graph has a node on a level it does not have")
-        self._base_bytes, self._upper_bytes = _NODE_HEAD + 4 + 4 * conn0, 4 + 4 * conn
-        nodes_at = levels_at + 2 * size
+        self._base_bytes, self._upper_bytes = layout.base_bytes, layout.upper_bytes
         # Where each node starts: after the nodes before it, each its base part and one part per upper
         # level. Few nodes have upper levels (1 in 16), so only theirs are summed; see _start.
         self._uppers = np.flatnonzero(levels)
         self._upper_parts = np.cumsum(levels[self._uppers], dtype=np.int64)  # up to and including each
         total = int(self._upper_parts[-1]) if len(self._upper_parts) else 0
-        if nodes_at + size * self._base_bytes + total * self._upper_bytes != len(raw):
+        if layout.nodes_at + size * self._base_bytes + total * self._upper_bytes != len(raw):
             raise IndexDamaged("vector file's graph does not end where the file does")
-        self._nodes_at = nodes_at
-        self._levels, self._size, self._entry, self._max_level = levels, size, entry, max_level
-        self._conn, self._conn0 = conn, conn0
-        self._vectors = np.frombuffer(raw, dtype=stored, count=rows * self.dim, offset=8).reshape(rows, self.dim)
+        self._nodes_at = layout.nodes_at
+        self._levels, self._size, self._entry, self._max_level = levels, size, layout.entry, layout.max_level
+        self._conn, self._conn0 = layout.conn, layout.conn0
+        self._vectors = np.frombuffer(raw, dtype=stored, count=layout.rows * self.dim, offset=8).reshape(
+            layout.rows, self.dim)
+        self.matrix_end = 8 + layout.rows * layout.cols  # where the vectors end (see vectors.open_graph)
 
     def _check_header(self, header: bytes, rows: int, count: int) -> None:
-        if header[:7] != _MAGIC:
-            raise IndexDamaged("vector file's layout is not usearch 2's dense layout")
         major, = struct.unpack_from("<H", header, 7)
         metric, scalar, key, slot = header[13:17]
         present, deleted, dims = struct.unpack_from("<3Q", header, 17)
@@ -158,10 +150,10 @@ class GraphFile:
         """The neighbour slots of ``slot`` on ``level``, checked to lie inside the graph."""
         if level > self._levels[slot]:
             raise IndexDamaged("vector file's graph links a node on a level it does not have")
-        at = self._start(slot) + _NODE_HEAD
+        at = self._start(slot) + NODE_HEAD
         cap = self._conn0
         if level:
-            at += self._base_bytes - _NODE_HEAD + (level - 1) * self._upper_bytes
+            at += self._base_bytes - NODE_HEAD + (level - 1) * self._upper_bytes
             cap = self._conn
         n, = struct.unpack_from("<I", self._map, at)
         if n > cap:

@@ -7,8 +7,10 @@ model copy's fingerprint); ``relocate_library`` rewrites the recorded folder of 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -52,18 +54,25 @@ def _rebuild_next_time(folder: Path) -> None:
     only this full check saw (the middle of a large file, which a writer's everyday check of its
     head and tail passes) is rebuilt by the next ``imgret index``. Skipped while a writer runs."""
     try:
-        lock = take_lock(folder)
+        with _writing(folder) as catalogue:
+            catalogue.set_meta(writer="open")
     except (LibraryError, OSError):  # a writer is running, or the folder is read-only
-        return
+        pass
+    except sqlite3.DatabaseError:
+        pass  # a damaged catalogue is reported on its own
+
+
+@contextlib.contextmanager
+def _writing(folder: Path) -> Iterator[Catalogue]:
+    """The library's catalogue under its writer lock, committed when the block ends without error."""
+    lock = take_lock(folder)
     try:
         catalogue = Catalogue(str(folder / CATALOGUE_FILE))
         try:
-            catalogue.set_meta(writer="open")
+            yield catalogue
             catalogue.commit()
         finally:
             catalogue.close()
-    except sqlite3.DatabaseError:
-        pass  # a damaged catalogue is reported on its own
     finally:
         lock.release()
 
@@ -129,14 +138,5 @@ def relocate_library(folder: str | os.PathLike | None, old: str | os.PathLike, n
     folder = library_folder(folder)
     if not (folder / CATALOGUE_FILE).is_file():
         open_catalogue(folder)  # raises the usual "no library" error
-    lock = take_lock(folder)
-    try:
-        catalogue = Catalogue(str(folder / CATALOGUE_FILE))
-        try:
-            moved = catalogue.relocate(os.path.abspath(os.fspath(old)), os.path.abspath(os.fspath(new)))
-            catalogue.commit()
-            return moved
-        finally:
-            catalogue.close()
-    finally:
-        lock.release()
+    with _writing(folder) as catalogue:
+        return catalogue.relocate(os.path.abspath(os.fspath(old)), os.path.abspath(os.fspath(new)))

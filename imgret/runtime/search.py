@@ -114,9 +114,14 @@ def _answer(  # noqa: PLR0913 - one query's state
         hits = _folded(known, vec, candidates, n, rule)
         if len(hits) >= n or len(found[0]) < want:
             return hits
-        # Four times more, but first all a search of the usual breadth finds anyway (it looks at
-        # EXPANSION_SEARCH candidates whatever it is asked for): a wider one costs a new walk.
-        want = vectors.EXPANSION_SEARCH if want < vectors.EXPANSION_SEARCH < 4 * want else 4 * want
+        want = wider(want)
+
+
+def wider(want: int) -> int:
+    """How many candidates folding asks for after ``want`` were not enough: four times more, but
+    first all that a search of the usual breadth finds anyway (it looks at EXPANSION_SEARCH candidates
+    whatever it is asked for): a wider one costs a new walk of the graph."""
+    return vectors.EXPANSION_SEARCH if want < vectors.EXPANSION_SEARCH < 4 * want else 4 * want
 
 
 def _candidates(catalogue: Catalogue, metric: str, found, skip_key: int | None,  # noqa: PLR0913

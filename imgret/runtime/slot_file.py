@@ -23,18 +23,16 @@ key table.
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from imgret.runtime.fileio import file_sha256, read_at
-from imgret.runtime.vector_layout import STORED_TYPES, IndexDamaged, matrix_shape
+from imgret.runtime.vector_layout import MAGIC, STORED_TYPES, IndexDamaged, graph_layout, matrix_shape
 
 SUFFIX = ".slots.npy"
 FREE_KEY = np.uint64(2**64 - 1)
-_MAGIC = b"usearch"
 
 
 @dataclass(frozen=True)
@@ -51,38 +49,19 @@ def name_for(vector_name: str) -> str:
     return vector_name.removesuffix(".usearch") + SUFFIX
 
 
-def _matrix_and_graph(raw: np.ndarray) -> tuple[int, int, int]:
-    """``(rows, bytes per row, offset of the 64-byte header)`` of a mapped vector file."""
-    rows, cols = matrix_shape(bytes(raw[:8]))
-    head = 8 + rows * cols
-    _check_magic(bytes(raw[head:head + len(_MAGIC)]))
-    return rows, cols, head
-
-
-def _check_magic(found: bytes) -> None:
-    """The bytes after the matrix must start usearch's header."""
-    if found != _MAGIC:
-        raise IndexDamaged("vector file's layout is not usearch 2's dense layout")
-
-
 def slot_keys(vector_path: str) -> np.ndarray:
     """The key of every slot of a usearch vector file, in slot order (:data:`FREE_KEY` for a removed
     slot), read from the node headers of its graph."""
     raw = np.memmap(vector_path, dtype=np.uint8, mode="r")
-    rows, _, head = _matrix_and_graph(raw)
-    size, conn, conn0, _, _ = struct.unpack_from("<5Q", raw, head + 64)
-    levels_at = head + 64 + 40
-    if size != rows or levels_at + 2 * size > len(raw):
-        raise IndexDamaged("vector file's graph does not match its vectors")
-    if size == 0:
+    layout = graph_layout(raw)
+    if layout.size == 0:
         return np.zeros(0, dtype=np.uint64)
-    levels = np.frombuffer(raw, dtype="<i2", count=size, offset=levels_at).astype(np.int64)
-    node_bytes = 10 + 4 + 4 * conn0 + levels * (4 + 4 * conn)
-    starts = levels_at + 2 * size + np.concatenate([[0], np.cumsum(node_bytes)[:-1]]).astype(np.int64)
+    node_bytes = layout.base_bytes + layout.levels.astype(np.int64) * layout.upper_bytes
+    starts = layout.nodes_at + np.concatenate([[0], np.cumsum(node_bytes)[:-1]]).astype(np.int64)
     if int(starts[-1] + node_bytes[-1]) != len(raw):
         raise IndexDamaged("vector file's graph does not end where the file does")
     keys = raw[starts[:, None] + np.arange(8)].copy()  # each node starts with its uint64 key
-    del raw
+    del raw, layout
     return keys.view("<u8").reshape(-1)
 
 
@@ -180,7 +159,8 @@ class StoredVectors:
         """``(rows, bytes per row)`` of the open vector file, after checking usearch's header follows
         the matrix where its first eight bytes say."""
         rows, cols = matrix_shape(read_at(self.fd, 8, 0))
-        _check_magic(read_at(self.fd, len(_MAGIC), 8 + rows * cols))
+        if read_at(self.fd, len(MAGIC), 8 + rows * cols) != MAGIC:
+            raise IndexDamaged("vector file's layout is not usearch 2's dense layout")
         return rows, cols
 
     def slot(self, key: int) -> int | None:

@@ -188,7 +188,7 @@ def open_graph(path: str, expected: SavedIndex, dim: int, dtype: str, metric: st
     verify(path, expected, full=False)
     graph = GraphFile(path, dim=dim, dtype=dtype, metric=USEARCH_METRIC[metric], count=expected.count)
     graph.expansion_search = EXPANSION_SEARCH
-    advise_random(path, _matrix_end(path))
+    advise_random(path, graph.matrix_end)
     return graph
 
 
